@@ -1,0 +1,69 @@
+/**
+ * Builds the commander program: every subcommand of DESIGN.md §2. Subcommands that are built register their own
+ * options from commands/; the rest are listed with a "(not built yet)" note and exit 2 when called.
+ */
+import { Command } from 'commander';
+import { createRequire } from 'node:module';
+import { MistError } from '../../../protocol/src/errors.js';
+import { registerPredict } from './commands/predict.js';
+
+const require = createRequire(import.meta.url);
+
+/** Version from package.json (dist/controller/src/cli → four levels up to the package root). */
+export function mistVersion(): string {
+  for (const rel of ['../../../../package.json', '../../../package.json']) {
+    try {
+      return (require(rel) as { version: string }).version;
+    } catch {
+      /* try the next layout (compiled vs source) */
+    }
+  }
+  return '0.0.0';
+}
+
+/** Subcommands of DESIGN.md §2, in the order `--help` lists them, with a one-line summary. */
+export const SUBCOMMANDS: ReadonlyArray<{ name: string; summary: string }> = [
+  { name: 'up', summary: 'start a local cluster (nats-server, controller, agents); --demo submits two tiny jobs' },
+  { name: 'plan', summary: 'tune a job: search the parallelism/memory space and print the best plan' },
+  { name: 'predict', summary: 'predict iteration time and peak memory of one plan' },
+  { name: 'run-local', summary: 'tune and train a job on this machine with the reference runtime' },
+  { name: 'controller', summary: 'run the controller (API, reconcile, scheduler, NATS bus)' },
+  { name: 'agent', summary: 'run a node agent that launches training ranks' },
+  { name: 'submit', summary: 'submit a job spec to the controller' },
+  { name: 'jobs', summary: 'list jobs' },
+  { name: 'describe', summary: 'show a job: phase, conditions, plan, events' },
+  { name: 'plans', summary: 'query plan history' },
+  { name: 'nodes', summary: 'list agents and their devices' },
+  { name: 'logs', summary: 'print or follow the logs of a job' },
+  { name: 'cancel', summary: 'cancel a job' },
+];
+
+/** Registrars for the subcommands that are built. */
+const BUILT: Record<string, (program: Command, summary: string) => void> = {
+  predict: registerPredict,
+};
+
+export function buildProgram(): Command {
+  const program = new Command('mist')
+    .description('Mist: tune, launch and watch large-model training (LLMs and Large Vision Models)')
+    .version(mistVersion(), '-V, --version', 'print the version')
+    .showHelpAfterError('(run `mist --help` for the subcommands)')
+    .addHelpText('after', '\nExit codes: 0 ok, 2 bad input, 3 infeasible, 1 other failure.\nWith --json, stdout is exactly one JSON document; progress goes to stderr.');
+  for (const { name, summary } of SUBCOMMANDS) {
+    const register = BUILT[name];
+    if (register) {
+      register(program, summary);
+      continue;
+    }
+    program
+      .command(name)
+      .description(`${summary} (not built yet)`)
+      .allowUnknownOption(true)
+      .allowExcessArguments(true)
+      .option('--json', 'print one JSON document on stdout')
+      .action(() => {
+        throw new MistError('NOT_IMPLEMENTED', `\`mist ${name}\` is not built yet in this version (${mistVersion()}); see docs/ for what is available`);
+      });
+  }
+  return program;
+}

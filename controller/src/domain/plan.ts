@@ -1,0 +1,90 @@
+/**
+ * The Plan (DESIGN.md §4): one versioned object shared by the DB, the API, the CLI, the CRD status summary and
+ * the agents' launch command. Layer ranges are inclusive [first, last]. v1 invariant: every stage has the same
+ * dp, tp and microBatch (uniform mesh); the fields stay per stage so non-uniform meshes can come later.
+ */
+import type { ModelSpec } from './model.js';
+
+export const PLAN_VERSION = 1;
+
+export type CkptMode = 'none' | 'selective' | 'layers' | 'full';
+
+export interface Ckpt {
+  mode: CkptMode;
+  /** For mode 'layers': how many of the stage's last layers are fully recomputed. */
+  count?: number;
+}
+
+export interface Offload {
+  weights: number;
+  grads: number;
+  optimizer: number;
+  activations: number;
+}
+
+export interface Workload {
+  flash: boolean;
+  dropout: number;
+  /** 'bf16': bf16 grads with fp32 master Adam (16 B/param); 'fp32': Megatron-style fp32 main grads (18 B/param). */
+  gradDtype: 'bf16' | 'fp32';
+}
+
+export interface Stage {
+  layers: [number, number];
+  nodes: number;
+  gpusPerNode: number;
+  dp: number;
+  tp: number;
+  microBatch: number;
+  zero: 0 | 1 | 2 | 3;
+  ckpt: Ckpt;
+  offload: Offload;
+}
+
+export interface ClusterSlice {
+  gpu: string;
+  nodes: number;
+  gpusPerNode: number;
+}
+
+export interface Placement {
+  rank: number;
+  node: string;
+  device: number;
+  stage: number;
+  dpRank: number;
+  tpRank: number;
+}
+
+export interface StagePrediction {
+  stableSeconds: number;
+  deltaSeconds: number;
+  peakMemoryBytes: number;
+}
+
+export interface Prediction {
+  fits: boolean;
+  reason: string | null;
+  iterationSeconds: number;
+  tokensPerSecond: number;
+  mfu: number;
+  stages: StagePrediction[];
+  [extra: string]: unknown;
+}
+
+export interface Plan {
+  version: number;
+  id: string;
+  space: string;
+  model: ModelSpec;
+  cluster: ClusterSlice;
+  globalBatch: number;
+  seqLen: number;
+  gradAccum: number;
+  workload: Workload;
+  stages: Stage[];
+  prePost: { dp: number; tp: number; zero: 0 | 1 | 2 | 3 };
+  placement?: Placement[];
+  predicted?: Prediction;
+  tuner?: Record<string, unknown>;
+}
