@@ -22,8 +22,12 @@ export function mistVersion(): string {
 }
 
 /** Subcommands of DESIGN.md §2, in the order `--help` lists them, with a one-line summary. */
-export const SUBCOMMANDS: ReadonlyArray<{ name: string; summary: string }> = [
-  { name: 'up', summary: 'start a local cluster (nats-server, controller, agents); --demo submits two tiny jobs' },
+export const SUBCOMMANDS: ReadonlyArray<{ name: string; summary: string; notYet?: string }> = [
+  {
+    name: 'up',
+    summary: 'start a local cluster (nats-server, controller, agents); --demo submits two tiny jobs',
+    notYet: 'the local demo (nats-server, controller, two CPU agents, a tiny LLM and a tiny LVM job) is not built yet; what works today: `mist predict --help`',
+  },
   { name: 'plan', summary: 'tune a job: search the parallelism/memory space and print the best plan' },
   { name: 'predict', summary: 'predict iteration time and peak memory of one plan' },
   { name: 'run-local', summary: 'tune and train a job on this machine with the reference runtime' },
@@ -49,7 +53,7 @@ export function buildProgram(): Command {
     .version(mistVersion(), '-V, --version', 'print the version')
     .showHelpAfterError('(run `mist --help` for the subcommands)')
     .addHelpText('after', '\nExit codes: 0 ok, 2 bad input, 3 infeasible, 1 other failure.\nWith --json, stdout is exactly one JSON document; progress goes to stderr.');
-  for (const { name, summary } of SUBCOMMANDS) {
+  for (const { name, summary, notYet } of SUBCOMMANDS) {
     const register = BUILT[name];
     if (register) {
       register(program, summary);
@@ -62,7 +66,7 @@ export function buildProgram(): Command {
       .allowExcessArguments(true)
       .option('--json', 'print one JSON document on stdout')
       .action(() => {
-        throw new MistError('NOT_IMPLEMENTED', `\`mist ${name}\` is not built yet in this version (${mistVersion()}); see docs/ for what is available`);
+        throw new MistError('NOT_IMPLEMENTED', `\`mist ${name}\`: ${notYet ?? 'not built yet'} (version ${mistVersion()}; see README.md for what is available)`);
       });
   }
   return program;

@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SUBCOMMANDS } from '../../../controller/src/cli/program.js';
+import { runMist } from '../../support/cli.js';
+import { repoRoot } from '../../support/paths.js';
+
+const DESIGN_SUBCOMMANDS = ['up', 'plan', 'predict', 'run-local', 'controller', 'agent', 'submit', 'jobs', 'describe', 'plans', 'nodes', 'logs', 'cancel'];
+
+describe('mist CLI basics', () => {
+  it('--help lists every subcommand of DESIGN.md §2 and the exit codes', () => {
+    const r = runMist(['--help']);
+    assert.equal(r.code, 0);
+    for (const name of DESIGN_SUBCOMMANDS) assert.match(r.stdout, new RegExp(`^\\s+${name}\\b`, 'm'), `--help misses ${name}`);
+    assert.match(r.stdout, /2 bad input, 3 infeasible/);
+    assert.deepEqual(SUBCOMMANDS.map((s) => s.name).sort(), [...DESIGN_SUBCOMMANDS].sort());
+  });
+
+  it('--version prints the package version', () => {
+    const version = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
+    const r = runMist(['--version']);
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout.trim(), version);
+  });
+
+  it('a subcommand that is not built says so and exits 2, without a stack trace', () => {
+    const r = runMist(['nodes']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /not built yet/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+  });
+
+  it('with --json an error is exactly one JSON document on stdout', () => {
+    const r = runMist(['jobs', '--json']);
+    assert.equal(r.code, 2);
+    const doc = JSON.parse(r.stdout) as { error: { code: string } };
+    assert.equal(doc.error.code, 'NOT_IMPLEMENTED');
+  });
+
+  it('an unknown subcommand or option is bad input (exit 2)', () => {
+    assert.equal(runMist(['frobnicate']).code, 2);
+    assert.equal(runMist(['--no-such-flag']).code, 2);
+  });
+});
