@@ -26,8 +26,10 @@ export interface HardwareParams {
    */
   gemm: { maxEfficiency: number; halfFlops: number; shape: number };
   /**
-   * Collective links by group layout: key `${inter}x${intra}` with inter, intra ∈ {1,2,4,8} (sizes above 8 use 8).
-   * Missing entries fall back to the nearest smaller layout.
+   * Collective links by group layout: key `${inter}x${intra}` with inter, intra ∈ {1,2,4,8} (sizes above 8 use 8;
+   * other sizes round up). Missing entries fall back to the nearest smaller layout (fewer nodes first, staying
+   * cross-node, then fewer GPUs per node); every table holds at least 1x2 and 2x1. The bandwidth is Mist's fitted
+   * k (GiB/s × 2^30) and applies to the full, unsharded buffer: t = X/k · (n−1)/n + latency (tuner/comm.ts).
    */
   collective: Record<string, LinkParams>;
   /** Op factors on the collective model: all-reduce, all-gather, reduce-scatter. */
@@ -38,6 +40,7 @@ export interface HardwareParams {
   /**
    * Interference factors (mist.md §3.3), 28 numbers ≥ 1 in Mist's order: [0:4] all four streams (C, G, H, D);
    * [4:16] the 3-way sets {C,G,H}, {C,G,D}, {C,H,D}, {G,H,D}; [16:28] the 2-way sets {C,G}, {C,H}, {C,D}, {G,H}, {G,D}, {H,D}.
+   * Inside a set the factors follow the stream order C, G, H, D (tuner/interference.ts).
    */
   interference: number[];
   /** Fraction of memory usable for tensors after the CUDA context and allocator reserve (Mist uses 0.88). */
