@@ -1,0 +1,223 @@
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import {
+  candidateRows,
+  compileStageModel,
+  iterationSeconds,
+  outputArrays,
+  residentStates,
+  zeroFlags,
+  type Cell,
+  type Row,
+  type RowScalars,
+  type StagePosition,
+} from '../../../controller/src/tuner/cost.js';
+import { gemmSeconds, p2pSeconds } from '../../../controller/src/tuner/comm.js';
+import { hardwareFor } from '../../../controller/src/tuner/hardware.js';
+import { blockQuantities, resolveModel } from '../../../controller/src/tuner/model.js';
+import { interpret } from '../../../controller/src/tuner/symbolic/compile.js';
+import { num } from '../../../controller/src/tuner/symbolic/expr.js';
+import type { Workload } from '../../../controller/src/domain/plan.js';
+
+const GB = 1e9;
+
+describe('tuner/cost: ZeRO model-state bytes (validation.md §5.1, 7.5B on 64 GPUs)', () => {
+  const psi = 7.5e9;
+  const table: Array<{ zero: 0 | 1 | 2 | 3; want: number; label: string }> = [
+    { zero: 0, want: 16 * psi, label: 'baseline DP 16Ψ = 120 GB' },
+    { zero: 1, want: 4 * psi + (12 * psi) / 64, label: 'P_os 4Ψ + KΨ/N_d = 31.4 GB' },
+    { zero: 2, want: 2 * psi + (14 * psi) / 64, label: 'P_os+g 2Ψ + 14Ψ/N_d = 16.6 GB' },
+    { zero: 3, want: (16 * psi) / 64, label: 'P_os+g+p 16Ψ/N_d = 1.9 GB' },
+  ];
+  for (const c of table) {
+    it(`ZeRO-${c.zero}: ${c.label}`, () => {
+      const f = zeroFlags(c.zero);
+      const e = residentStates(psi, { dp: 64, ...f, wo: 0, go: 0, oo: 0 }, 2).total;
+      const got = interpret(e, {});
+      assert.ok(Math.abs(got - c.want) < 1, `${got} vs ${c.want}`);
+    });
+  }
+  it('the published rounded figures: 31.4 GB and 16.6 GB', () => {
+    const at = (z: 1 | 2): number => interpret(residentStates(psi, { dp: 64, ...zeroFlags(z), wo: 0, go: 0, oo: 0 }, 2).total, {});
+    assert.equal((at(1) / GB).toFixed(1), '31.4');
+    assert.equal((at(2) / GB).toFixed(1), '16.6');
+  });
+  it('fp32 main grads: 18 B/param without sharding; offload removes the offloaded fraction', () => {
+    assert.equal(interpret(residentStates(num(1), { dp: 8, wre: 0, gre: 0, ore: 0, wo: 0, go: 0, oo: 0 }, 4).total, {}), 18);
+    assert.equal(interpret(residentStates(num(1), { dp: 1, wre: 0, gre: 0, ore: 1, wo: 0, go: 0, oo: 0.5 }, 2).total, {}), 2 + 2 + 6);
+  });
+});
+
+describe('tuner/cost: iteration time T = Σ S + (G−1)·max S + max(0, max_i(D_i − Σ_{j<i} S_j))', () => {
+  const table = [
+    { name: 'one stage is G·(S + D/G)', S: [2], D: [1], G: 5, want: 11 },
+    { name: 'three stages, the middle delta is exposed past the first stage', S: [1, 2, 3], D: [0.5, 4, 1], G: 4, want: 6 + 9 + 3 },
+    { name: 'deltas fully hidden by the earlier stages', S: [3, 3, 3], D: [0, 2, 5], G: 2, want: 9 + 3 + 0 },
+    { name: 'the first stage delta is never hidden', S: [1, 1], D: [2, 0], G: 8, want: 2 + 7 + 2 },
+    { name: 'no deltas', S: [1, 4], D: [0, 0], G: 3, want: 5 + 8 },
+  ];
+  for (const c of table) it(c.name, () => assert.equal(iterationSeconds(c.S, c.D, c.G), c.want));
+});
+
+const l4 = hardwareFor('l4-24gb');
+const a100 = hardwareFor('a100-80gb');
+const workloadNoFlash: Workload = { flash: false, dropout: 0, gradDtype: 'bf16' };
+const mist13 = resolveModel({ preset: 'gpt3-1.3b', heads: 16, vocab: 50304 } as never);
+
+function one(position: StagePosition, row: Partial<Row>, scalars: RowScalars, cell: Cell, hw = l4, model = mist13, workload = workloadNoFlash) {
+  const sm = compileStageModel({ model, seqLen: 2048, workload, hw, position });
+  const out = outputArrays(1);
+  sm.evalCell(sm.prepare(candidateRows(1, row), scalars, 1), cell, out);
+  return { stable: out.stable[0]!, delta: out.delta[0]!, peak: out.peak[0]!, required: out.required[0]!, sm };
+}
+
+describe('tuner/cost: stage time by hand', () => {
+  it('a single-layer middle stage with nothing to overlap: stable = forward + backward + optimizer step + 2·p2p(out)', () => {
+    const scalars = { G: 1, nodes: 1, gpn: 1, cross: 0 };
+    const r = one('middle', { b: 2 }, scalars, { l: 1, c: 0, p: 0 });
+    const q = blockQuantities(mist13, { seqLen: 2048, flash: false, dropout: 0 });
+    const env = { b: 2, tp: 1 };
+    const gemm = q.gemms.map((g) => gemmSeconds(l4, interpret(g.flops, env)));
+    const fwd = gemm.reduce((a, x) => a + x, 0) + interpret(q.memFwd, env) / l4.hbmBandwidth;
+    const bwd = 2 * gemm.reduce((a, x) => a + x, 0) + interpret(q.memBwd, env) / l4.hbmBandwidth;
+    const step = ((24 + 2 + 2) * interpret(q.params, env)) / l4.hbmBandwidth;
+    const p2p = 2 * p2pSeconds(l4, interpret(q.out, env), false);
+    const want = fwd + bwd + step + p2p;
+    assert.ok(Math.abs(r.stable - want) / want < 1e-9, `${r.stable} vs ${want}`);
+    assert.equal(r.delta, 0, 'one micro-batch has no delta');
+  });
+
+  it('pipeline send/receive is included: crossing nodes costs 2·(p2p over 2x1 − p2p over 1x2) more per micro-batch', () => {
+    const cell = { l: 4, c: 0, p: 1 };
+    const near = one('middle', { b: 1 }, { G: 8, nodes: 1, gpn: 1, cross: 0 }, cell);
+    const far = one('middle', { b: 1 }, { G: 8, nodes: 1, gpn: 1, cross: 1 }, cell);
+    const out = 2 * 1 * 2048 * mist13.hidden;
+    const want = 2 * (p2pSeconds(l4, out, true) - p2pSeconds(l4, out, false));
+    assert.ok(Math.abs(far.stable - near.stable - want) < 1e-12);
+    assert.ok(want > 0);
+  });
+
+  it('with G > 1 the first/last micro-batch extras land in delta (optimizer step, ZeRO-1 gather and reduce-scatter)', () => {
+    const r = one('middle', { b: 1, dp: 2, ...zeroFlags(1) }, { G: 8, nodes: 1, gpn: 2, cross: 0 }, { l: 4, c: 0, p: 1 });
+    assert.ok(r.delta > 0);
+    const single = one('middle', { b: 1, dp: 2, ...zeroFlags(1) }, { G: 1, nodes: 1, gpn: 2, cross: 0 }, { l: 4, c: 0, p: 0 });
+    assert.equal(single.delta, 0);
+    assert.ok(single.stable > r.stable, 'with G = 1 the stable rows are the first/last micro-batch rows');
+  });
+
+  it('the interpreter and the compiled evaluator agree on a stage', () => {
+    const row: Row = { b: 2, dp: 2, tp: 2, wre: 0, gre: 1, ore: 1, wo: 0, go: 0.25, oo: 0.5, ao: 0.375, sel: 1, ppdp: 2, pptp: 2, ppzero: 1 };
+    const scalars = { G: 16, nodes: 1, gpn: 4, cross: 0 };
+    const cell = { l: 6, c: 2, p: 3 };
+    for (const position of ['first', 'middle', 'last', 'only'] as const) {
+      const r = one(position, row, scalars, cell, a100, resolveModel('llama2-7b'), { flash: true, dropout: 0, gradDtype: 'fp32' });
+      const i = r.sm.interpret(row, scalars, cell);
+      for (const k of ['stable', 'delta', 'peak', 'required'] as const) assert.ok(Math.abs(i[k] - r[k]) <= 1e-9 * Math.abs(i[k]), `${position} ${k}`);
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Memory properties over random candidates
+
+const llama = resolveModel('llama2-7b');
+const positions = fc.constantFrom<StagePosition>('first', 'middle', 'last', 'only');
+const ratio = fc.constantFrom(0, 0.25, 0.5, 0.75, 1);
+const candidate = fc.record({
+  position: positions,
+  b: fc.constantFrom(1, 2, 4),
+  dpExp: fc.integer({ min: 0, max: 3 }),
+  zero: fc.constantFrom<0 | 1 | 2 | 3>(0, 1, 2, 3),
+  wo: ratio,
+  go: ratio,
+  oo: ratio,
+  ao: ratio,
+  sel: fc.constantFrom(0, 1),
+  flash: fc.boolean(),
+  l: fc.integer({ min: 2, max: 16 }),
+  cFrac: fc.double({ min: 0, max: 1, noNaN: true }),
+  p: fc.integer({ min: 0, max: 7 }),
+});
+type Cand = typeof candidate extends fc.Arbitrary<infer T> ? T : never;
+
+function evalCand(k: Cand, over: Partial<Cand> = {}) {
+  const x = { ...k, ...over };
+  const dp = 2 ** x.dpExp;
+  const tp = 8 / dp;
+  const c = Math.min(x.l, Math.round(x.cFrac * x.l));
+  const p = x.position === 'last' || x.position === 'only' ? 0 : x.p;
+  const row: Partial<Row> = { b: x.b, dp, tp, ...zeroFlags(x.zero), wo: x.wo, go: x.go, oo: x.oo, ao: x.ao, sel: x.sel, ppdp: dp, pptp: tp, ppzero: 1 };
+  return one(x.position, row, { G: 16, nodes: 1, gpn: 8, cross: 0 }, { l: x.l, c, p }, a100, llama, { flash: x.flash, dropout: 0, gradDtype: 'bf16' });
+}
+
+describe('tuner/cost: memory properties', () => {
+  it('peak and required memory never decrease with the micro-batch', () => {
+    fc.assert(
+      fc.property(candidate, (k) => {
+        const small = evalCand(k, { b: 1 });
+        const big = evalCand(k, { b: 2 });
+        const bigger = evalCand(k, { b: 4 });
+        return small.peak <= big.peak && big.peak <= bigger.peak && small.required <= big.required && big.required <= bigger.required;
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('more checkpointed layers never raise the peak', () => {
+    fc.assert(
+      fc.property(candidate, (k) => {
+        let prev = Infinity;
+        for (let c = 0; c <= k.l; c++) {
+          const r = evalCand(k, { cFrac: c / k.l });
+          if (r.peak > prev + 1e-6) return false;
+          prev = r.peak;
+        }
+        return true;
+      }),
+      { numRuns: 80 },
+    );
+  });
+
+  it('a higher ZeRO level never raises the peak when dp > 1 and the stage holds ≥ 8 layers', () => {
+    fc.assert(
+      fc.property(candidate, fc.integer({ min: 8, max: 16 }), fc.integer({ min: 1, max: 3 }), (k, l, dpExp) => {
+        let prev = Infinity;
+        for (const zero of [0, 1, 2, 3] as const) {
+          const r = evalCand(k, { zero, l, dpExp });
+          if (r.peak > prev + 1e-6) return false;
+          prev = r.peak;
+        }
+        return true;
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('a larger (non-zero) offload ratio of weights, grads, optimizer states or activations never raises peak or required memory', () => {
+    fc.assert(
+      fc.property(candidate, fc.constantFrom('wo', 'go', 'oo', 'ao'), fc.constantFrom(0.25, 0.5), (k, key, lo) => {
+        const a = evalCand(k, { [key]: lo } as Partial<Cand>);
+        const b = evalCand(k, { [key]: lo + 0.5 } as Partial<Cand>);
+        return b.peak <= a.peak + 1e-6 && b.required <= a.required + 1e-6;
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('flash attention never needs more memory than the materialised score matrix', () => {
+    fc.assert(
+      fc.property(candidate, (k) => evalCand(k, { flash: true }).peak <= evalCand(k, { flash: false }).peak),
+      { numRuns: 100 },
+    );
+  });
+
+  it('earlier stages (more in-flight micro-batches p) need more memory', () => {
+    fc.assert(
+      fc.property(candidate, (k) => {
+        const x = { ...k, position: 'middle' as const };
+        return evalCand(x, { p: 1 }).peak <= evalCand(x, { p: 4 }).peak;
+      }),
+      { numRuns: 100 },
+    );
+  });
+});
