@@ -12,7 +12,9 @@
  *   untied embeddings, GPU clocks fixed at 1050 MHz (`nvidia-smi -ac 6251,1050`).
  * - `megatron-h100`: every row of the Megatron-Core H100 table (research/validation.md §1.5; NVIDIA/Megatron-LM
  *   README and images/model_table.png, commit f2e5db402c, Megatron-Core r0.8.0): GPT, s = 4096, V = 131072,
- *   distributed optimizer with fp32 main grads (gradDtype 'fp32', zero 1), flash (TE fused) attention.
+ *   distributed optimizer with fp32 main grads (gradDtype 'fp32', zero 1), flash (TE fused) attention, and the
+ *   published `--tp-comm-overlap` (workload.tpCommOverlap), which Megatron accepts only together with
+ *   `--sequence-parallel` (workload.sequenceParallel; a no-op at tp = 1, the 1.7B row).
  *
  * Conversion of the Megatron rows (published throughput → s/iter): the table's TFLOP/s/GPU is model FLOPs per
  * second per GPU, counted by Megatron's `num_floating_point_operations` of that commit, which for multi-head
@@ -283,9 +285,10 @@ function megatronCase(r: MegatronRow): ValidationCase {
     "dropout 0.1, Megatron-LM's default hidden/attention dropout (not published)",
     'bf16 (not stated; the MFU column equals TFLOP/s ÷ 989, the H100 dense BF16 peak)',
     'the published iteration time is derived from TFLOP/s/GPU with the 72-formula (see the file header)',
-    'overlap flags on (published: --overlap-grad-reduce, --overlap-param-gather, --tp-comm-overlap); the Plan has no knob for them',
+    '--overlap-grad-reduce and --overlap-param-gather (published) are the cost model\'s default schedule: the gradient reduce-scatter overlaps the last micro-batch\'s backward and the parameter all-gather the first forward (mist.md §3.5)',
+    'sequence parallelism inferred from the published --tp-comm-overlap, which Megatron-LM rejects without --sequence-parallel (arguments.py); it has no effect at tp = 1',
   ];
-  if (r.tp > 1) assumptions.push('sequence parallelism on (usual with TP > 1 in Megatron-Core performance runs; not published; the Plan cannot express it)');
+  if (r.tp === 1) assumptions.push('at tp = 1 Megatron-LM turns sequence parallelism off (and then rejects --tp-comm-overlap), so this row ran without either; both flags are no-ops at tp = 1 in the cost model');
   if (r.pp > 1) assumptions.push('plain 1F1B with an even layer split (whether an interleaved virtual-pipeline schedule was used is not published)');
   assumptions.push('inter-node network: 8 × 400 Gb/s InfiniBand per node (not published; assumed for the catalog\'s h100-80gb links)');
   return {
@@ -311,7 +314,8 @@ function megatronCase(r: MegatronRow): ValidationCase {
       globalBatch: r.batch,
       seqLen: MEGATRON_SEQ,
       gradAccum: r.batch / (r.dp * MICRO_BATCH),
-      workload: { flash: true, dropout: 0.1, gradDtype: 'fp32' },
+      // published: --tp-comm-overlap (and so --sequence-parallel, which it requires)
+      workload: { flash: true, dropout: 0.1, gradDtype: 'fp32', sequenceParallel: true, tpCommOverlap: true },
       stages,
       prePost: { dp: r.dp, tp: r.tp, zero: 1 },
     },

@@ -27,6 +27,20 @@ export interface Workload {
   dropout: number;
   /** 'bf16': bf16 grads with fp32 master Adam (16 B/param); 'fp32': Megatron-style fp32 main grads (18 B/param). */
   gradDtype: 'bf16' | 'fp32';
+  /**
+   * Megatron sequence parallelism (Korthikanti et al. 2022 §4.2.2; `--sequence-parallel`), default false. With
+   * tp > 1 the LayerNorms, dropouts and residual adds run on s/tp of the sequence (their activations, memory traffic
+   * and the pipeline P2P payload shrink by tp) and every TP all-reduce becomes an all-gather before a
+   * column-parallel GEMM plus a reduce-scatter after a row-parallel one (the same volume), with one more all-gather
+   * in backward to re-gather the sharded GEMM input. No effect at tp = 1 (Megatron turns it off there).
+   */
+  sequenceParallel?: boolean;
+  /**
+   * Megatron-Core `--tp-comm-overlap` (Transformer Engine userbuffers), default false; requires sequenceParallel in
+   * Megatron (tuner/README.md "Sequence parallelism and TP overlap"). The transformer blocks' TP collectives run
+   * concurrently with the GEMMs they feed instead of exposed.
+   */
+  tpCommOverlap?: boolean;
 }
 
 export interface Stage {

@@ -35,6 +35,7 @@ import {
   WEIGHT_BYTES,
   type LayerQuantities,
   type LayerWorkload,
+  type TpCollective,
 } from './model.js';
 import {
   add,
@@ -140,7 +141,7 @@ export interface StageModelContext {
 }
 
 /** Time of one layer kind's passes at one (b, tp), as expressions (seconds). */
-interface LayerTimes {
+export interface LayerTimes {
   fwd: Expr;
   bwd: Expr;
   /** Re-running the forward (full checkpointing) and the attention core only (selective). */
@@ -150,7 +151,21 @@ interface LayerTimes {
   tpBwd: Expr;
 }
 
-function layerTimes(q: LayerQuantities, hw: HardwareParams, tpInter: Expr, tpIntra: Expr): LayerTimes {
+/**
+ * Layer pass times. `tpFwd`/`tpBwd` are the TP communication time each pass adds on top of its compute:
+ *  - plain: the collectives of `q.tpComm.fwd`/`bwd` back to back, never overlapped (mist.md §3.5);
+ *  - the sequence-parallel re-gather (`bwdRegather`) runs concurrently with the input-gradient GEMMs of the
+ *    GEMMs it feeds (Megatron launches it asynchronously first): it adds ovl(dgrad, regather) − dgrad, Mist's
+ *    interference race of a compute and a GPU↔GPU stream;
+ *  - `overlapTp` (Megatron-Core `--tp-comm-overlap`, Transformer Engine userbuffers; Wang et al., "Overlap
+ *    Communication with Dependent Computation via Decomposition", ASPLOS'23): each collective is split into tp
+ *    chunks pipelined with the chunks of the GEMM it feeds (all-gather → GEMM) or drains (GEMM → reduce-scatter).
+ *    One chunk of tp cannot be hidden (the pipeline's fill or drain step), so 1/tp of the collective time stays
+ *    exposed; the rest races the fed GEMMs (forward: the GEMMs once; backward: input- and weight-gradient GEMMs,
+ *    twice) in the interference race, which charges the SM and memory contention through the hardware's {C, G}
+ *    factors: extra = ovl(C_fed, (1 − 1/tp)·T) − C_fed + T/tp ≥ 0.
+ */
+export function layerTimes(q: LayerQuantities, hw: HardwareParams, tpInter: Expr, tpIntra: Expr, tpDegree: Expr, overlapTp: boolean): LayerTimes {
   const hbm = 1 / hw.hbmBandwidth;
   const gemmT = (flops: Expr): Expr => call('gemm', flops);
   const coreSet = new Set(q.core.gemms.map((g) => g.name));
@@ -159,14 +174,32 @@ function layerTimes(q: LayerQuantities, hw: HardwareParams, tpInter: Expr, tpInt
   const coreGemm = add(...q.core.gemms.map((g) => gemmT(g.flops)));
   const fwd = add(fwdGemm, mul(hbm, q.memFwd));
   const bwd = add(bwdGemm, mul(hbm, q.memBwd));
-  const ar = (bytes: Expr): Expr => call('ar', bytes, tpInter, tpIntra);
+  const comm = (cs: readonly TpCollective[]): Expr => add(...cs.map((c) => mul(c.count, call(c.op, c.bytes, tpInter, tpIntra))));
+  const ovl = (c: Expr, g: Expr): Expr => call('ovl', c, g, 0, 0);
+  const tc = q.tpComm;
+  const fedFwd = add(...q.gemms.filter((g) => tc.fedGemms.includes(g.name)).map((g) => gemmT(g.flops)));
+  const commFwd = comm(tc.fwd);
+  const commBwd = comm(tc.bwd);
+  const regather = comm(tc.bwdRegather);
+  let tpFwd: Expr;
+  let tpBwd: Expr;
+  if (overlapTp) {
+    const hiddenFraction = sub(1, div(1, tpDegree));
+    const overlapped = (fed: Expr, t: Expr): Expr => add(sub(ovl(fed, mul(hiddenFraction, t)), fed), div(t, tpDegree));
+    tpFwd = overlapped(fedFwd, commFwd);
+    tpBwd = overlapped(mul(2, fedFwd), add(commBwd, regather));
+  } else {
+    tpFwd = commFwd;
+    // the input-gradient GEMMs of the fed GEMMs have the forward's FLOPs
+    tpBwd = tc.bwdRegather.length > 0 ? add(commBwd, sub(ovl(fedFwd, regather), fedFwd)) : commBwd;
+  }
   return {
     fwd,
     bwd,
     recomputeFull: fwd,
     recomputeCore: add(coreGemm, mul(hbm, q.core.memFwd)),
-    tpFwd: mul(q.tpAllReduce.fwdCount, ar(q.tpAllReduce.bytes)),
-    tpBwd: mul(q.tpAllReduce.bwdCount, ar(q.tpAllReduce.bytes)),
+    tpFwd,
+    tpBwd,
   };
 }
 
@@ -218,7 +251,9 @@ export interface StageExprs {
 /** Build the stage expressions (the single source of truth for stage time and memory). */
 export function stageExprs(ctx: StageModelContext): StageExprs {
   const { model, hw, workload, position } = ctx;
-  const lw: LayerWorkload = { seqLen: ctx.seqLen, flash: workload.flash, dropout: workload.dropout };
+  const lw: LayerWorkload = { seqLen: ctx.seqLen, flash: workload.flash, dropout: workload.dropout, sequenceParallel: workload.sequenceParallel === true };
+  // TP/GEMM overlap applies to the transformer blocks (Transformer Engine layers), not to the embedding or the head
+  const overlapTp = workload.tpCommOverlap === true;
   const hasPre = position === 'first' || position === 'only';
   const hasPost = position === 'last' || position === 'only';
   const tied = model.tiedEmbeddings ?? model.arch === 'gpt';
@@ -240,7 +275,12 @@ export function stageExprs(ctx: StageModelContext): StageExprs {
       memFwd: t(q.memFwd),
       memBwd: t(q.memBwd),
       core: { gemms: q.core.gemms.map((g) => ({ name: g.name, flops: t(g.flops) })), memFwd: t(q.core.memFwd) },
-      tpAllReduce: { ...q.tpAllReduce, bytes: t(q.tpAllReduce.bytes) },
+      tpComm: {
+        ...q.tpComm,
+        fwd: q.tpComm.fwd.map((c) => ({ ...c, bytes: t(c.bytes) })),
+        bwd: q.tpComm.bwd.map((c) => ({ ...c, bytes: t(c.bytes) })),
+        bwdRegather: q.tpComm.bwdRegather.map((c) => ({ ...c, bytes: t(c.bytes) })),
+      },
       flopsFwd: t(q.flopsFwd),
     };
   };
@@ -285,7 +325,7 @@ export function stageExprs(ctx: StageModelContext): StageExprs {
   const d2h = (x: Expr): Expr => call('d2h', x);
 
   // ----- per-layer compute -----
-  const T = layerTimes(blk, hw, tpInter, tpIntra);
+  const T = layerTimes(blk, hw, tpInter, tpIntra, tp, overlapTp);
   // The optimizer step of one layer's shard (mist.md §6: layer-wise, during the first forward micro-batch):
   // memory-bound; reads and writes fp32 master, m, v (24 B), reads the gradient, writes the bf16 weight.
   const stepBytesPerParam = 2 * OPTIMIZER_BYTES + gB + WEIGHT_BYTES;
@@ -335,7 +375,7 @@ export function stageExprs(ctx: StageModelContext): StageExprs {
   const ppO = gt(ppzero, 0);
   const ppSo = add(1, mul(ppO, sub(ppdp, 1)));
   const prePostTerms = (q: LayerQuantities): { stable: Expr; delta: Expr } => {
-    const t = layerTimes(q, hw, pptpInter, pptpIntra);
+    const t = layerTimes(q, hw, pptpInter, pptpIntra, pptp, false);
     const Wq = mul(WEIGHT_BYTES, q.params);
     const Gq = mul(gB, q.params);
     const ag = call('ag', Wq, ppdpInter, ppdpIntra);
@@ -412,7 +452,10 @@ export function stageExprs(ctx: StageModelContext): StageExprs {
   const peak = max(peakFwd, peakBwd);
 
   // Allocator margin (mist.md §3.7, Mist's empirical factors kept): fragmentation grows with hidden size and
-  // sequence length; every memory technique adds allocator churn.
+  // sequence length; every memory technique adds allocator churn. `peak` models allocated bytes; required = peak ×
+  // margin is compared with memory × usableMemoryFraction (0.95: only the CUDA context and NCCL buffers live
+  // outside the allocator; tuner/hardware.ts). Kept at Mist's values (which Mist paired with 0.88): conservative,
+  // and every measured plan still fits (bench/validate.ts).
   const frag = 0.005 * Math.max(0, model.hidden / 2048 - 1) + 0.045 * Math.max(0, ctx.seqLen / 2048 - 1);
   const margin = add(
     1 + frag + (position === 'only' ? 0 : 0.025) + (position === 'middle' ? 0.01 : 0),

@@ -43,7 +43,10 @@ export interface HardwareParams {
    * Inside a set the factors follow the stream order C, G, H, D (tuner/interference.ts).
    */
   interference: number[];
-  /** Fraction of memory usable for tensors after the CUDA context and allocator reserve (Mist uses 0.88). */
+  /**
+   * Fraction of `memoryBytes` the PyTorch caching allocator may use: what is left after the CUDA context and NCCL
+   * buffers (0.95 for GPUs, tuner/hardware.ts; Mist uses 0.88). Fits ⇔ peak × allocator margin ≤ this × memory.
+   */
   usableMemoryFraction: number;
   /** Fixed per-iteration overhead (optimizer kernel launch, data loader, Python), seconds. */
   iterationOverheadSeconds: number;

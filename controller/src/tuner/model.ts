@@ -16,7 +16,9 @@
  * Every quantity is an Expr over two symbols — `b` (micro-batch per GPU) and `tp` (tensor-parallel degree) — with
  * the sequence length, flash attention and dropout folded in as constants. Units: elements for parameters, bytes
  * for memory (bf16 activations, 1-byte dropout masks), FLOPs for compute. Per-GPU values under Megatron tensor
- * parallelism without sequence parallelism (the replicated parts stay whole).
+ * parallelism; without sequence parallelism the replicated parts (norms, dropouts, residual adds and their
+ * activations) stay whole, with it (`LayerWorkload.sequenceParallel`, Korthikanti et al. 2022 §4.2.2) they are split
+ * along the sequence by tp as well.
  */
 import type { Arch, ModelSpec } from '../domain/model.js';
 import { badInput } from '../../../protocol/src/errors.js';
@@ -162,6 +164,36 @@ export interface LayerWorkload {
   flash: boolean;
   /** Dropout probability; > 0 adds masks (1 B/element) and dropout outputs. */
   dropout: number;
+  /**
+   * Megatron sequence parallelism (default false): the parts that plain TP replicates (LayerNorm, dropout, residual
+   * adds, the inputs of the column-parallel GEMMs) are split along the sequence by tp; TP all-reduces become
+   * all-gather + reduce-scatter (Korthikanti et al. 2022 §4.2.2, research/validation.md §1.6/§2.1). Every form
+   * reduces to the plain-TP one at tp = 1.
+   */
+  sequenceParallel?: boolean;
+}
+
+/** A tensor-parallel collective of a layer pass: `count` collectives `op` of `bytes` each (the full buffer). */
+export interface TpCollective {
+  op: 'ar' | 'ag' | 'rs';
+  count: number;
+  bytes: Expr;
+}
+
+/**
+ * A layer's tensor-parallel communication per micro-batch.
+ *  - fwd / bwd: collectives on the critical path of the forward and backward pass;
+ *  - bwdRegather: with sequence parallelism, the all-gather of the saved sequence-sharded input of each
+ *    column-parallel GEMM, needed for its weight gradient; Megatron launches it asynchronously before the input-
+ *    gradient GEMM (Korthikanti §4.2.2; Megatron `LinearWithGradAccumulationAndAsyncCommunication`), so it runs
+ *    concurrently with that GEMM;
+ *  - fedGemms: the names of the GEMMs these collectives feed or drain (what `tpCommOverlap` overlaps them with).
+ */
+export interface TpComm {
+  fwd: TpCollective[];
+  bwd: TpCollective[];
+  bwdRegather: TpCollective[];
+  fedGemms: string[];
 }
 
 /** One GEMM (or batched GEMM) of the forward pass: FLOPs per GPU. Backward runs two GEMMs of the same size. */
@@ -189,8 +221,8 @@ export interface LayerQuantities {
   core: { gemms: Gemm[]; memFwd: Expr };
   /** With flash attention the core is one fused kernel whose backward recomputes the scores: bwd/fwd FLOP ratio. */
   coreBwdRatio: number;
-  /** TP all-reduces per micro-batch: count and bytes each (0 when tp = 1 is decided by the collective model). */
-  tpAllReduce: { fwdCount: number; bwdCount: number; bytes: Expr };
+  /** TP collectives per micro-batch (0 when tp = 1 is decided by the collective model). */
+  tpComm: TpComm;
   /** Total forward FLOPs per GPU (sum of gemms), for reporting. */
   flopsFwd: Expr;
 }
@@ -207,8 +239,11 @@ export function blockQuantities(m: ModelSpec, w: LayerWorkload): LayerQuantities
   const f = m.ffnHidden;
   const kvDim = (h / a) * m.kvHeads;
   const drop = w.dropout > 0;
+  const sp = w.sequenceParallel === true;
   const sbh = mul(s, B, h); // elements of one hidden-state tensor
   const sbhT = div(sbh, TP);
+  /** What plain TP replicates is split along the sequence under sequence parallelism. */
+  const seqSplit = (e: Expr): Expr => (sp ? div(e, TP) : e);
   const bas2T = div(mul(B, a, s, s), TP); // attention score elements per GPU
   const sbfT = div(mul(s, B, f), TP);
   const pc = paramCounts(m);
@@ -216,8 +251,10 @@ export function blockQuantities(m: ModelSpec, w: LayerWorkload): LayerQuantities
   const llama = m.arch !== 'gpt';
 
   // --- saved activations (Korthikanti et al. 2022 §4 accounting, bytes) ---
-  // replicated under TP: the two norm inputs, the QKV and MLP inputs (norm outputs), hidden dropout masks
-  const replicated = add(mul(2, 2, sbh), mul(2, sbh), mul(2, sbh), drop ? mul(2, sbh) : 0);
+  // replicated under TP: the two norm inputs, the QKV and MLP inputs (norm outputs), hidden dropout masks; split
+  // by tp under sequence parallelism (the column-parallel GEMMs save their sequence-sharded input and re-gather
+  // it in backward), giving Korthikanti's sbh(34/t + 5as/(ht))
+  const replicated = seqSplit(add(mul(2, 2, sbh), mul(2, sbh), mul(2, sbh), drop ? mul(2, sbh) : 0));
   // split under TP: Q, K, V, the projection input, the MLP intermediates
   const qkv = mul(2, div(mul(s, B, h + 2 * kvDim), TP));
   const projIn = mul(2, sbhT);
@@ -230,9 +267,11 @@ export function blockQuantities(m: ModelSpec, w: LayerWorkload): LayerQuantities
   const scores = w.flash ? mul(4, div(mul(B, a, s), TP)) : mul(drop ? 5 : 2, bas2T);
   const none = add(replicated, split, scores);
   const selective = add(replicated, split);
-  const full = mul(2, sbh); // the layer input
+  const full = seqSplit(mul(2, sbh)); // the layer input (sequence-sharded under SP, as Megatron checkpoints it)
 
   // --- transient memory while the layer runs ---
+  // (unchanged by sequence parallelism: the sharded output is smaller, but the all-gathered GEMM input and the
+  // row-parallel GEMM's full-size partial output before its reduce-scatter take its place)
   // forward: raw scores before the softmax (no flash) or the MLP intermediate, plus the output being written
   const fwdTransient = add(max(w.flash ? 0 : mul(2, bas2T), mul(2, sbfT)), mul(2, sbh));
   // backward: the gradient of the largest activation (scores without flash, else dQ/dK/dV or the MLP
@@ -263,9 +302,10 @@ export function blockQuantities(m: ModelSpec, w: LayerWorkload): LayerQuantities
   // --- memory-bound traffic (bytes, forward) ---
   // norms: read + write each (2 × 2 × 2sbh); residual adds: read 2, write 1 (2 × 3 × 2sbh); hidden dropouts add
   // a mask write and a re-read; q/k/v layout copies (read + write); GeLU or SwiGLU elementwise; RoPE on q and k.
-  const norms = mul(8, sbh);
-  const residual = mul(12, sbh);
-  const hiddenDrop = drop ? mul(2, 5, sbh) : num(0);
+  // (sequence parallelism runs norms, residual adds and hidden dropouts on s/tp tokens)
+  const norms = seqSplit(mul(8, sbh));
+  const residual = seqSplit(mul(12, sbh));
+  const hiddenDrop = drop ? seqSplit(mul(2, 5, sbh)) : num(0);
   const layout = mul(2, qkv);
   const act = llama ? mul(2, 3, sbfT) : mul(2, 2, sbfT);
   const rope = llama ? mul(2, 2, div(mul(s, B, h + kvDim), TP)) : num(0);
@@ -280,13 +320,28 @@ export function blockQuantities(m: ModelSpec, w: LayerWorkload): LayerQuantities
     saved: { none, selective, full },
     fwdTransient,
     bwdTransient,
-    out: mul(2, sbh),
+    out: seqSplit(mul(2, sbh)), // Megatron sends the sequence-sharded hidden state between stages under SP
     gemms,
     memFwd,
     memBwd,
     core: { gemms: coreGemms, memFwd: coreMem },
     coreBwdRatio: w.flash ? 2.5 : 2,
-    tpAllReduce: { fwdCount: 2, bwdCount: 2, bytes: mul(2, sbh) },
+    // plain TP: one all-reduce after each row-parallel GEMM (fwd: proj, fc2) and before each column-parallel input
+    // gradient (bwd: qkv, fc1). SP: all-gather → qkv / fc1, proj / fc2 → reduce-scatter, mirrored in backward, and
+    // the re-gather of the qkv and fc1 inputs for their weight gradients.
+    tpComm: sp
+      ? {
+          fwd: [{ op: 'ag', count: 2, bytes: mul(2, sbh) }, { op: 'rs', count: 2, bytes: mul(2, sbh) }],
+          bwd: [{ op: 'ag', count: 2, bytes: mul(2, sbh) }, { op: 'rs', count: 2, bytes: mul(2, sbh) }],
+          bwdRegather: [{ op: 'ag', count: 2, bytes: mul(2, sbh) }],
+          fedGemms: gemms.filter((g) => !coreGemms.includes(g)).map((g) => g.name),
+        }
+      : {
+          fwd: [{ op: 'ar', count: 2, bytes: mul(2, sbh) }],
+          bwd: [{ op: 'ar', count: 2, bytes: mul(2, sbh) }],
+          bwdRegather: [],
+          fedGemms: gemms.filter((g) => !coreGemms.includes(g)).map((g) => g.name),
+        },
     flopsFwd: sumFlops(gemms),
   };
 }
@@ -298,22 +353,29 @@ export function preQuantities(m: ModelSpec, w: LayerWorkload): LayerQuantities {
   const sbh = mul(s, B, h);
   const pc = paramCounts(m);
   const gpt = m.arch === 'gpt';
+  const sp = w.sequenceParallel === true;
+  const seqSplit = (e: Expr): Expr => (sp ? div(e, TP) : e);
   const drop = w.dropout > 0 && gpt;
   const params = gpt ? add(div(m.vocab * h, TP), m.seqLen * h) : div(pc.pre, TP);
-  const saved = add(mul(8, B, s), drop ? sbh : 0); // int64 token ids (+ dropout mask)
-  const memFwd = add(mul(4, sbh), gpt ? mul(6, sbh) : 0);
+  // int64 token ids (+ dropout mask; under SP the embedding output is reduce-scattered before the dropout)
+  const saved = add(mul(8, B, s), drop ? seqSplit(sbh) : 0);
+  const memFwd = add(mul(4, sbh), gpt ? seqSplit(mul(6, sbh)) : 0);
   return {
     params,
     saved: { none: saved, selective: saved, full: saved },
     fwdTransient: mul(2, 2, sbh),
     bwdTransient: mul(2, 2, sbh),
-    out: mul(2, sbh),
+    out: seqSplit(mul(2, sbh)),
     gemms: [],
     memFwd,
     memBwd: mul(2, memFwd),
     core: { gemms: [], memFwd: num(0) },
     coreBwdRatio: 2,
-    tpAllReduce: { fwdCount: 1, bwdCount: 0, bytes: mul(2, sbh) },
+    // the vocab-parallel embedding's partial sums: all-reduced (plain TP) or reduce-scattered to the sequence shards
+    // (SP, whose backward all-gathers the gradient)
+    tpComm: sp
+      ? { fwd: [{ op: 'rs', count: 1, bytes: mul(2, sbh) }], bwd: [{ op: 'ag', count: 1, bytes: mul(2, sbh) }], bwdRegather: [], fedGemms: [] }
+      : { fwd: [{ op: 'ar', count: 1, bytes: mul(2, sbh) }], bwd: [], bwdRegather: [], fedGemms: [] },
     flopsFwd: num(0),
   };
 }
@@ -329,11 +391,14 @@ export function postQuantities(m: ModelSpec, w: LayerWorkload, headResident: boo
   const V = m.vocab;
   const sbh = mul(s, B, h);
   const bsvT = div(mul(B, s, V), TP);
+  const sp = w.sequenceParallel === true;
+  const seqSplit = (e: Expr): Expr => (sp ? div(e, TP) : e);
   const normParams = m.arch === 'gpt' ? 2 * h : h;
   const params = add(normParams, headResident ? div(V * h, TP) : 0);
-  const saved = add(mul(4, sbh), mul(4, bsvT)); // norm input, head input, fp32 softmax of the logits
+  // norm input, head input (both sequence-sharded under SP), fp32 softmax of the logits
+  const saved = add(seqSplit(mul(4, sbh)), mul(4, bsvT));
   const gemms: Gemm[] = [{ name: 'logits', flops: mul(2, B, s, h, div(V, TP)) }];
-  const memFwd = add(mul(8, sbh), mul(14, bsvT)); // norm; logits → fp32, softmax read/write, loss
+  const memFwd = add(seqSplit(mul(8, sbh)), mul(14, bsvT)); // norm; logits → fp32, softmax read/write, loss
   return {
     params,
     saved: { none: saved, selective: saved, full: saved },
@@ -349,8 +414,18 @@ export function postQuantities(m: ModelSpec, w: LayerWorkload, headResident: boo
     memBwd: mul(2, memFwd),
     core: { gemms: [], memFwd: num(0) },
     coreBwdRatio: 2,
-    // logits input all-reduce (bwd) and the vocab-parallel cross-entropy's max/sum all-reduces (fwd, 3 floats per row)
-    tpAllReduce: { fwdCount: 1, bwdCount: 1, bytes: mul(4, B, s) },
+    // plain TP: logits input all-reduce (bwd) and the vocab-parallel cross-entropy's max/sum all-reduces (fwd, 3 floats
+    // per row), both priced at 4·b·s bytes (kept as calibrated). SP: the cross-entropy all-reduces, the all-gather of
+    // the sharded norm output into the logits GEMM, the reduce-scatter of its input gradient and the re-gather of
+    // its input for the head's weight gradient.
+    tpComm: sp
+      ? {
+          fwd: [{ op: 'ar', count: 1, bytes: mul(4, B, s) }, { op: 'ag', count: 1, bytes: mul(2, sbh) }],
+          bwd: [{ op: 'rs', count: 1, bytes: mul(2, sbh) }],
+          bwdRegather: [{ op: 'ag', count: 1, bytes: mul(2, sbh) }],
+          fedGemms: ['logits'],
+        }
+      : { fwd: [{ op: 'ar', count: 1, bytes: mul(4, B, s) }], bwd: [{ op: 'ar', count: 1, bytes: mul(4, B, s) }], bwdRegather: [], fedGemms: ['logits'] },
     flopsFwd: sumFlops(gemms),
   };
 }

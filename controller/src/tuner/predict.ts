@@ -62,6 +62,13 @@ export function validatePlan(plan: Plan): void {
   if (typeof w.flash !== 'boolean') throw badInput('workload.flash', `must be a boolean (got ${JSON.stringify(w.flash)})`);
   if (typeof w.dropout !== 'number' || !(w.dropout >= 0 && w.dropout < 1)) throw badInput('workload.dropout', `must be in [0, 1) (got ${JSON.stringify(w.dropout)})`);
   if (w.gradDtype !== 'bf16' && w.gradDtype !== 'fp32') throw badInput('workload.gradDtype', `unknown ${JSON.stringify(w.gradDtype)}`, 'valid: bf16, fp32');
+  for (const k of ['sequenceParallel', 'tpCommOverlap'] as const) {
+    if (w[k] !== undefined && typeof w[k] !== 'boolean') throw badInput(`workload.${k}`, `must be a boolean (got ${JSON.stringify(w[k])})`, 'true, false, or absent (false)');
+  }
+  if (w.tpCommOverlap === true && w.sequenceParallel !== true) {
+    // Megatron-LM refuses --tp-comm-overlap without --sequence-parallel (arguments.py)
+    throw badInput('workload.tpCommOverlap', 'requires workload.sequenceParallel', 'set sequenceParallel: true, or drop tpCommOverlap');
+  }
 
   const stages = plan.stages;
   if (!Array.isArray(stages) || stages.length === 0) throw badInput('stages', 'must list at least one stage');
@@ -226,7 +233,8 @@ export function predictPlan(plan: Plan, hw: HardwareParams): Prediction {
     ? null
     : `stage ${worst} needs ${gib(required[worst]!)} GiB/GPU, capacity ${gib(capacity)} GiB (short by ${gib(short)} GiB)`;
   // p2p time per micro-batch per boundary, for reporting
-  const out0 = interpret(blockQuantities(plan.model, { seqLen: plan.seqLen, flash: plan.workload.flash, dropout: plan.workload.dropout }).out, {
+  const lw = { seqLen: plan.seqLen, flash: plan.workload.flash, dropout: plan.workload.dropout, sequenceParallel: plan.workload.sequenceParallel === true };
+  const out0 = interpret(blockQuantities(plan.model, lw).out, {
     b: plan.stages[0]!.microBatch,
     tp: plan.stages[0]!.tp,
   });
@@ -286,6 +294,10 @@ export interface UniformPlanOptions {
   flash?: boolean;
   dropout?: number;
   gradDtype?: Workload['gradDtype'];
+  /** Megatron sequence parallelism (Workload.sequenceParallel); default false. */
+  sequenceParallel?: boolean;
+  /** Megatron-Core TP communication/GEMM overlap (Workload.tpCommOverlap; needs sequenceParallel); default false. */
+  tpCommOverlap?: boolean;
   space?: string;
 }
 
@@ -366,7 +378,13 @@ export function uniformPlan(o: UniformPlanOptions): Plan {
     globalBatch: gb,
     seqLen,
     gradAccum: ga,
-    workload: { flash: o.flash ?? true, dropout: o.dropout ?? 0, gradDtype: o.gradDtype ?? 'bf16' },
+    workload: {
+      flash: o.flash ?? true,
+      dropout: o.dropout ?? 0,
+      gradDtype: o.gradDtype ?? 'bf16',
+      ...(o.sequenceParallel ? { sequenceParallel: true } : {}),
+      ...(o.tpCommOverlap ? { tpCommOverlap: true } : {}),
+    },
     stages,
     prePost: { dp, tp, zero },
   };

@@ -63,7 +63,20 @@ describe('mist predict', () => {
     assert.match(r.stdout, /fits: yes/);
   });
 
+  it('--sequence-parallel and --tp-comm-overlap reach the workload and speed up a tp 4 plan on H100', () => {
+    const args = ['--model', 'gpt3-1.3b', '--gpu', 'h100-80gb', '--nodes', '1', '--gpus-per-node', '8', '--global-batch', '16', '--tp', '4', '--pp', '1', '--dp', '2', '--micro-batch', '1', '--grad-accum', '8', '--flash'];
+    const plain = JSON.parse(runMist(['predict', ...args, '--json']).stdout) as Plan;
+    const r = runMist(['predict', ...args, '--sequence-parallel', '--tp-comm-overlap', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const plan = JSON.parse(r.stdout) as Plan;
+    assert.equal(plan.workload.sequenceParallel, true);
+    assert.equal(plan.workload.tpCommOverlap, true);
+    assert.equal(plain.workload.sequenceParallel, undefined);
+    assert.ok(plan.predicted!.iterationSeconds < plain.predicted!.iterationSeconds, `${plan.predicted!.iterationSeconds} < ${plain.predicted!.iterationSeconds}`);
+  });
+
   const bad: Array<{ name: string; args: string[]; field: RegExp; valid?: RegExp }> = [
+    { name: '--tp-comm-overlap without --sequence-parallel', args: [...TINY, '--tp-comm-overlap'], field: /--tp-comm-overlap/, valid: /--sequence-parallel/ },
     { name: 'unknown preset', args: withFlag(TINY, '--model', 'gpt5-9t'), field: /--model/, valid: /tiny-gpt/ },
     { name: 'heads not divisible by tp', args: withFlag(withFlag(withFlag(withFlag(TINY, '--tp', '8'), '--dp', '1'), '--pp', '1'), '--global-batch', '8'), field: /heads 4/, valid: /tp/ },
     { name: 'zero GPUs', args: withFlag(TINY, '--nodes', '0'), field: /--nodes/ },

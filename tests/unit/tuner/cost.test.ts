@@ -3,7 +3,9 @@ import fc from 'fast-check';
 import {
   candidateRows,
   compileStageModel,
+  hardwareFns,
   iterationSeconds,
+  layerTimes,
   outputArrays,
   residentStates,
   zeroFlags,
@@ -14,9 +16,11 @@ import {
 } from '../../../controller/src/tuner/cost.js';
 import { gemmSeconds, p2pSeconds } from '../../../controller/src/tuner/comm.js';
 import { hardwareFor } from '../../../controller/src/tuner/hardware.js';
-import { blockQuantities, resolveModel } from '../../../controller/src/tuner/model.js';
+import { blockQuantities, postQuantities, resolveModel } from '../../../controller/src/tuner/model.js';
+import { overlapSeconds } from '../../../controller/src/tuner/interference.js';
 import { interpret } from '../../../controller/src/tuner/symbolic/compile.js';
-import { num } from '../../../controller/src/tuner/symbolic/expr.js';
+import { num, sym } from '../../../controller/src/tuner/symbolic/expr.js';
+import { collectiveSeconds } from '../../../controller/src/tuner/comm.js';
 import type { Workload } from '../../../controller/src/domain/plan.js';
 
 const GB = 1e9;
@@ -219,5 +223,112 @@ describe('tuner/cost: memory properties', () => {
       }),
       { numRuns: 100 },
     );
+  });
+});
+
+describe('tuner/cost: sequence parallelism and TP communication overlap', () => {
+  const h100 = hardwareFor('h100-80gb');
+  const gpt32 = resolveModel({ arch: 'gpt', layers: 48, hidden: 7168, heads: 56, vocab: 131072, seqLen: 4096, tiedEmbeddings: false });
+  const seqLen = 4096;
+  /** Interpret a block's layer times at (b, tp) inside one 8-GPU node. */
+  function times(opts: { sp: boolean; overlap: boolean; tp: number; b?: number; hw?: typeof h100 }) {
+    const hw = opts.hw ?? h100;
+    const q = blockQuantities(gpt32, { seqLen, flash: true, dropout: 0.1, sequenceParallel: opts.sp });
+    const t = layerTimes(q, hw, num(1), num(opts.tp), sym('tp'), opts.overlap);
+    const fns = hardwareFns(hw);
+    const env = { b: opts.b ?? 1, tp: opts.tp };
+    const fed = ['qkv', 'proj', 'fc1', 'fc2'].reduce((a, n) => a + gemmSeconds(hw, interpret(q.gemms.find((g) => g.name === n)!.flops, env)), 0);
+    const coll = (op: 'allReduce' | 'allGather' | 'reduceScatter', n: number) => n * collectiveSeconds(hw, op, 2 * seqLen * env.b * gpt32.hidden, 1, opts.tp);
+    return { tpFwd: interpret(t.tpFwd, env, fns), tpBwd: interpret(t.tpBwd, env, fns), fwd: interpret(t.fwd, env, fns), fed, coll };
+  }
+  const near = (got: number, want: number, rel = 1e-12): void => assert.ok(Math.abs(got - want) <= rel * Math.abs(want) + 1e-15, `${got} vs ${want}`);
+
+  it('SP forward: 2 all-gathers + 2 reduce-scatters cost exactly plain TP\'s 2 all-reduces (op factors 1.0 + 1.1 = 2.1)', () => {
+    const plain = times({ sp: false, overlap: false, tp: 8 });
+    const sp = times({ sp: true, overlap: false, tp: 8 });
+    near(plain.tpFwd, plain.coll('allReduce', 2));
+    near(sp.tpFwd, sp.coll('allGather', 2) + sp.coll('reduceScatter', 2));
+    near(sp.tpFwd, plain.tpFwd);
+  });
+
+  it('SP backward adds the input re-gather, raced against the input-gradient GEMMs: plain ≤ SP ≤ plain + the re-gather', () => {
+    const plain = times({ sp: false, overlap: false, tp: 8 });
+    const sp = times({ sp: true, overlap: false, tp: 8 });
+    const regather = sp.coll('allGather', 2);
+    near(sp.tpBwd, plain.tpBwd + overlapSeconds(h100.interference, sp.fed, regather, 0, 0) - sp.fed);
+    assert.ok(sp.tpBwd > plain.tpBwd && sp.tpBwd <= plain.tpBwd + regather, `${sp.tpBwd} vs ${plain.tpBwd} + ${regather}`);
+  });
+
+  it('SP shrinks the forward compute at tp > 1 (norms, residual adds and dropouts on s/tp tokens)', () => {
+    assert.ok(times({ sp: true, overlap: false, tp: 8 }).fwd < times({ sp: false, overlap: false, tp: 8 }).fwd);
+  });
+
+  const ideal = hardwareFor('h100-80gb', { interference: new Array(28).fill(1) });
+  it('overlap with ideal interference (all factors 1) and GEMMs longer than the collectives exposes exactly one chunk, T/tp', () => {
+    const r = times({ sp: true, overlap: true, tp: 8, hw: ideal, b: 4 });
+    const T = r.coll('allGather', 2) + r.coll('reduceScatter', 2);
+    assert.ok(r.fed >= T, 'precondition: the fed GEMMs outlast the forward collectives');
+    near(r.tpFwd, T / 8, 1e-9);
+  });
+
+  it('overlap with ideal interference and collectives longer than the GEMMs exposes the excess: T − C', () => {
+    const slow = hardwareFor('h100-80gb', { interference: new Array(28).fill(1), collective: { '1x8': { bandwidth: 2 * GB } } });
+    const r = times({ sp: true, overlap: true, tp: 8, hw: slow });
+    const T = r.coll('allGather', 2) + r.coll('reduceScatter', 2);
+    assert.ok(T * (7 / 8) > r.fed, 'precondition: the hidden part outlasts the GEMMs');
+    near(r.tpFwd, T - r.fed, 1e-9);
+  });
+
+  it('overlap on the H100 factors lies between perfect overlap and no overlap, forward and backward', () => {
+    const ov = times({ sp: true, overlap: true, tp: 8 });
+    const no = times({ sp: true, overlap: false, tp: 8 });
+    const Tf = ov.coll('allGather', 2) + ov.coll('reduceScatter', 2);
+    assert.ok(ov.tpFwd > Tf / 8 && ov.tpFwd < no.tpFwd, `${ov.tpFwd} in (${Tf / 8}, ${no.tpFwd})`);
+    assert.ok(ov.tpBwd > 0 && ov.tpBwd < no.tpBwd, `${ov.tpBwd} < ${no.tpBwd}`);
+  });
+
+  it('both flags are no-ops at tp = 1', () => {
+    for (const position of ['first', 'middle', 'last', 'only'] as const) {
+      const row = { b: 2, dp: 8, tp: 1, ...zeroFlags(1), ppdp: 8, pptp: 1, ppzero: 1 };
+      const scalars = { G: 8, nodes: 1, gpn: 8, cross: 0 };
+      const cell = { l: 4, c: 1, p: position === 'first' || position === 'middle' ? 2 : 0 };
+      const w: Workload = { flash: true, dropout: 0.1, gradDtype: 'fp32' };
+      const plain = one(position, row, scalars, cell, h100, gpt32, w);
+      const flags = one(position, row, scalars, cell, h100, gpt32, { ...w, sequenceParallel: true, tpCommOverlap: true });
+      // equal up to the summation order of the compiled code (a few ulps)
+      for (const k of ['stable', 'delta', 'peak', 'required'] as const) near(flags[k], plain[k], 1e-14);
+    }
+  });
+
+  it('absent flags and explicit false flags give identical stage models', () => {
+    const row = { b: 1, dp: 2, tp: 4, ...zeroFlags(1), ppdp: 2, pptp: 4, ppzero: 1 };
+    const scalars = { G: 8, nodes: 1, gpn: 8, cross: 0 };
+    const w: Workload = { flash: false, dropout: 0.1, gradDtype: 'bf16' };
+    const a = one('first', row, scalars, { l: 6, c: 2, p: 3 }, h100, gpt32, w);
+    const b = one('first', row, scalars, { l: 6, c: 2, p: 3 }, h100, gpt32, { ...w, sequenceParallel: false, tpCommOverlap: false });
+    for (const k of ['stable', 'delta', 'peak', 'required'] as const) assert.equal(b[k], a[k], k);
+  });
+
+  it('SP lowers the stage peak at tp > 1 and the first stage most (its in-flight micro-batches hold sharded activations)', () => {
+    const row = { b: 1, dp: 1, tp: 8, ...zeroFlags(1), ppdp: 1, pptp: 8, ppzero: 1 };
+    const scalars = { G: 16, nodes: 1, gpn: 8, cross: 0 };
+    const w: Workload = { flash: true, dropout: 0.1, gradDtype: 'fp32' };
+    const cell = { l: 12, c: 0, p: 3 };
+    const plain = one('first', row, scalars, cell, h100, gpt32, w);
+    const sp = one('first', row, scalars, cell, h100, gpt32, { ...w, sequenceParallel: true });
+    // (`one` compiles at seqLen 2048)
+    const q = blockQuantities(gpt32, { seqLen: 2048, flash: true, dropout: 0.1 });
+    const qs = blockQuantities(gpt32, { seqLen: 2048, flash: true, dropout: 0.1, sequenceParallel: true });
+    const saving = interpret(q.saved.none, { b: 1, tp: 8 }) - interpret(qs.saved.none, { b: 1, tp: 8 });
+    // p·l earlier micro-batches + (l − 1) layers of the current one + the running layer = 3·12 + 11 + 1 layer sets
+    assert.ok(plain.peak - sp.peak >= 48 * saving * 0.999, `${(plain.peak - sp.peak) / 2 ** 30} GiB`);
+  });
+
+  it("SP in the head: the final norm's and the head's saved inputs are sequence shards", () => {
+    const plain = postQuantities(gpt32, { seqLen, flash: true, dropout: 0 }, true);
+    const sp = postQuantities(gpt32, { seqLen, flash: true, dropout: 0, sequenceParallel: true }, true);
+    const sbh = seqLen * gpt32.hidden;
+    near(interpret(plain.saved.none, { b: 1, tp: 8 }) - interpret(sp.saved.none, { b: 1, tp: 8 }), 4 * sbh * (1 - 1 / 8));
+    assert.deepEqual(sp.tpComm.fedGemms, ['logits']);
   });
 });

@@ -68,8 +68,11 @@ describe('tuner/hardware catalog', () => {
     { name: "Mist's op factors AR 2.1, AG 1.0, RS 1.1 everywhere", check: () => {
       for (const t of GPU_TYPES) assert.deepEqual({ ...CATALOG[t].collectiveFactor }, { allReduce: 2.1, allGather: 1.0, reduceScatter: 1.1 });
     } },
-    { name: "Mist's 0.88 usable memory on every GPU", check: () => {
-      for (const t of GPU_TYPES.slice(0, 5)) assert.equal(CATALOG[t].usableMemoryFraction, 0.88);
+    { name: '0.95 usable memory on every GPU (only the CUDA context and NCCL buffers live outside the allocator), 0.8 on cpu', check: () => {
+      for (const t of GPU_TYPES.slice(0, 5)) assert.equal(CATALOG[t].usableMemoryFraction, 0.95);
+      assert.equal(CATALOG.cpu.usableMemoryFraction, 0.8);
+      // the reserve left outside the allocator covers a 0.8 GiB CUDA context plus 0.3 GiB of NCCL buffers everywhere
+      for (const t of GPU_TYPES.slice(0, 5)) assert.ok(CATALOG[t].memoryBytes * (1 - CATALOG[t].usableMemoryFraction) >= 1.1 * GIB, t);
     } },
     { name: "Mist's L4 and A100 PCIe fits", check: () => {
       assert.equal(CATALOG['l4-24gb'].h2d.bandwidth, 5.7546 * GIB);

@@ -242,3 +242,71 @@ describe('tuner/model: activation bytes (Korthikanti et al., validation.md §2.1
     assert.equal(stateBytesPerParam('fp32'), 18);
   });
 });
+
+describe('tuner/model: activation bytes with sequence parallelism (Korthikanti Table 2, Megatron theoretical_memory_usage; validation.md §1.6, §2.1)', () => {
+  const configs = [
+    { name: 'gpt3-1.3b', s: 2048 },
+    { name: 'gpt3-22b', s: 2048 },
+    { name: 'gpt3-175b', s: 2048 },
+  ];
+  const near = (got: number, want: number): void => assert.ok(Math.abs(got - want) / want < 1e-12, `${got} vs ${want}`);
+  for (const cfg of configs) {
+    const m = resolveModel(cfg.name);
+    const sp = blockQuantities(m, { seqLen: cfg.s, flash: false, dropout: 0.1, sequenceParallel: true });
+    const plain = blockQuantities(m, { seqLen: cfg.s, flash: false, dropout: 0.1 });
+    const { hidden: h, heads: a } = m;
+    const s = cfg.s;
+    for (const [b, t] of [[1, 1], [2, 1], [1, 2], [4, 4], [1, 8]] as const) {
+      const sbh = s * b * h;
+      it(`${cfg.name} b=${b} t=${t}: none = sbh(34/t + 5as/(ht)), selective = 34·sbh/t, full = 2sbh/t`, () => {
+        const env = { b, tp: t };
+        near(interpret(sp.saved.none, env), sbh * (34 / t + (5 * a * s) / (h * t)));
+        near(interpret(sp.saved.selective, env), (sbh * 34) / t);
+        near(interpret(sp.saved.full, env), (2 * sbh) / t);
+        // the pipeline payload (and the in-flight output copies) is the sequence shard
+        near(interpret(sp.out, env), (2 * sbh) / t);
+      });
+    }
+    it(`${cfg.name}: at tp = 1 sequence parallelism changes nothing (Megatron turns it off there)`, () => {
+      const env = { b: 2, tp: 1 };
+      for (const k of ['none', 'selective', 'full'] as const) assert.equal(interpret(sp.saved[k], env), interpret(plain.saved[k], env));
+      assert.equal(interpret(sp.memFwd, env), interpret(plain.memFwd, env));
+      assert.equal(interpret(sp.out, env), interpret(plain.out, env));
+    });
+  }
+  it("selective with SP equals Megatron's s·b·h·(18 + 4·ffn/h)/t for any GPT ffn (theoretical_memory_usage.py)", () => {
+    const m = resolveModel({ arch: 'gpt', layers: 4, hidden: 1024, heads: 16, ffnHidden: 3072, vocab: 1000, seqLen: 1024 });
+    const q = blockQuantities(m, { seqLen: 1024, flash: true, dropout: 0.1, sequenceParallel: true });
+    for (const [b, t] of [[1, 2], [3, 8]] as const) {
+      near(interpret(q.saved.selective, { b, tp: t }), (1024 * b * 1024 * (18 + (4 * 3072) / 1024)) / t);
+    }
+  });
+  it('flash without dropout under SP: 32·sbh/t plus the fp32 log-sum-exp 4·b·a·s/t', () => {
+    const m = resolveModel('gpt3-1.3b');
+    const q = blockQuantities(m, { seqLen: 2048, flash: true, dropout: 0, sequenceParallel: true });
+    near(interpret(q.saved.none, { b: 2, tp: 4 }), (32 * 2048 * 2 * m.hidden) / 4 + (4 * 2 * m.heads * 2048) / 4);
+  });
+  it('the memory-bound traffic of norms, residual adds and dropouts shrinks by tp; the split GEMM-side traffic is unchanged', () => {
+    const m = resolveModel('gpt3-22b');
+    const sp = blockQuantities(m, { seqLen: 2048, flash: true, dropout: 0.1, sequenceParallel: true });
+    const plain = blockQuantities(m, { seqLen: 2048, flash: true, dropout: 0.1 });
+    const sbh = 2048 * m.hidden;
+    // plain: (8 + 12 + 10)·sbh replicated; SP: the same /t
+    near(interpret(plain.memFwd, { b: 1, tp: 8 }) - interpret(sp.memFwd, { b: 1, tp: 8 }), 30 * sbh * (1 - 1 / 8));
+  });
+  it('TP collectives: plain TP all-reduces 2 + 2 per block; SP all-gathers and reduce-scatters the same buffers and re-gathers 2 inputs in backward', () => {
+    const m = resolveModel('gpt3-1.3b');
+    const plain = blockQuantities(m, { seqLen: 2048, flash: true, dropout: 0 }).tpComm;
+    const sp = blockQuantities(m, { seqLen: 2048, flash: true, dropout: 0, sequenceParallel: true }).tpComm;
+    const env = { b: 1, tp: 4 };
+    const shape = (cs: typeof plain.fwd) => cs.map((c) => [c.op, c.count, interpret(c.bytes, env)]);
+    const x = 2 * 2048 * m.hidden;
+    assert.deepEqual(shape(plain.fwd), [['ar', 2, x]]);
+    assert.deepEqual(shape(plain.bwd), [['ar', 2, x]]);
+    assert.deepEqual(plain.bwdRegather, []);
+    assert.deepEqual(shape(sp.fwd), [['ag', 2, x], ['rs', 2, x]]);
+    assert.deepEqual(shape(sp.bwd), [['ag', 2, x], ['rs', 2, x]]);
+    assert.deepEqual(shape(sp.bwdRegather), [['ag', 2, x]]);
+    assert.deepEqual(sp.fedGemms, ['qkv', 'proj', 'fc1', 'fc2']);
+  });
+});

@@ -4,6 +4,7 @@ import type { Plan, Stage } from '../../../controller/src/domain/plan.js';
 import { hardwareFor } from '../../../controller/src/tuner/hardware.js';
 import { modelFlopsPerIteration, resolveModel } from '../../../controller/src/tuner/model.js';
 import { predictPlan, uniformPlan, uniformSplit, validatePlan } from '../../../controller/src/tuner/predict.js';
+import { VALIDATION_CASES } from '../../../bench/validation-cases.js';
 
 const off = { weights: 0, grads: 0, optimizer: 0, activations: 0 };
 
@@ -57,6 +58,9 @@ describe('tuner/predict: validatePlan rejects bad plans, naming the field', () =
     { name: 'prePost not matching the stage GPUs', mutate: (p) => { p.prePost.dp = 2; }, field: 'prePost.dp' },
     { name: 'no stages', mutate: (p) => { p.stages = []; }, field: 'stages' },
     { name: 'an unknown plan version', mutate: (p) => { p.version = 2; }, field: 'version' },
+    { name: 'a non-boolean sequenceParallel', mutate: (p) => { p.workload.sequenceParallel = 'yes' as never; }, field: 'workload.sequenceParallel' },
+    { name: 'a non-boolean tpCommOverlap', mutate: (p) => { p.workload.sequenceParallel = true; p.workload.tpCommOverlap = 1 as never; }, field: 'workload.tpCommOverlap' },
+    { name: 'tpCommOverlap without sequenceParallel (Megatron rejects it)', mutate: (p) => { p.workload.tpCommOverlap = true; }, field: 'workload.tpCommOverlap' },
   ];
   it('accepts the smoke plan', () => validatePlan(smokePlan()));
   for (const c of table) {
@@ -128,7 +132,7 @@ describe('tuner/predict: predictions', () => {
     const plan = uniformPlan({ model: 'gpt3-175b', gpu: 'a100-80gb', nodes: 1, gpusPerNode: 8, globalBatch: 16, tp: 8, pp: 1, dp: 1, microBatch: 1, zero: 1, ckpt: 'full', flash: true });
     const r = predictPlan(plan, hardwareFor('a100-80gb'));
     assert.equal(r.fits, false);
-    assert.match(String(r.reason), /^stage 0 needs \d+\.\d GiB\/GPU, capacity 70\.4 GiB \(short by \d+\.\d GiB\)$/);
+    assert.match(String(r.reason), /^stage 0 needs \d+\.\d GiB\/GPU, capacity 76\.0 GiB \(short by \d+\.\d GiB\)$/);
   });
 });
 
@@ -152,5 +156,68 @@ describe('tuner/predict: uniformPlan', () => {
 
   it('rejects a mesh that does not multiply out, naming the field', () => {
     assert.throws(() => uniformPlan({ model: 'tiny-gpt', gpu: 'cpu', nodes: 1, gpusPerNode: 4, globalBatch: 8, tp: 1, pp: 2, dp: 1 }), (e: unknown) => isMistError(e) && e.message.startsWith('dp:'));
+  });
+});
+
+describe('tuner/predict: memory feasibility (allocated peak × allocator margin ≤ 0.95 × device memory)', () => {
+  for (const c of VALIDATION_CASES) {
+    it(`${c.name} ran, so it fits`, () => {
+      const r = predictPlan(c.plan, hardwareFor(c.plan.cluster.gpu));
+      assert.equal(r.fits, true, String(r.reason));
+    });
+  }
+
+  const noSp: Array<{ label: string; fits: boolean }> = [
+    { label: '70b', fits: true },
+    { label: '119b', fits: false },
+    { label: '177b', fits: false },
+    { label: '462b', fits: false },
+  ];
+  for (const c of noSp) {
+    it(`Megatron-Core ${c.label} without sequence parallelism ${c.fits ? 'still fits' : 'does not fit (its activations are not sharded by tp)'}`, () => {
+      const plan = structuredClone(VALIDATION_CASES.find((x) => x.name === `megatron-h100/gpt-${c.label}`)!.plan);
+      plan.workload.sequenceParallel = false;
+      plan.workload.tpCommOverlap = false;
+      const r = predictPlan(plan, hardwareFor('h100-80gb'));
+      assert.equal(r.fits, c.fits, String(r.reason));
+    });
+  }
+
+  const impossible = [
+    { name: 'GPT-7B on one L4 even with full recompute (16 B/param of state alone exceed 24 GB)', plan: () => uniformPlan({ model: { preset: 'gpt3-6.7b', heads: 32, vocab: 50304 } as never, gpu: 'l4-24gb', nodes: 1, gpusPerNode: 1, globalBatch: 8, tp: 1, pp: 1, dp: 1, microBatch: 1, zero: 1, ckpt: 'full', flash: true }) },
+    { name: 'GPT-3 175B on 8 H100 at tp 8 with sequence parallelism', plan: () => uniformPlan({ model: 'gpt3-175b', gpu: 'h100-80gb', nodes: 1, gpusPerNode: 8, globalBatch: 8, tp: 8, pp: 1, dp: 1, microBatch: 1, zero: 1, ckpt: 'full', flash: true, sequenceParallel: true, tpCommOverlap: true }) },
+    { name: 'Mist GPT-1.3B smoke plan at b = 16 without recompute', plan: () => uniformPlan({ model: gpt13, gpu: 'l4-24gb', nodes: 1, gpusPerNode: 2, globalBatch: 32, tp: 1, pp: 1, dp: 2, microBatch: 16, zero: 1, ckpt: 'none', flash: false }) },
+  ];
+  for (const c of impossible) {
+    it(`still refuses ${c.name}`, () => {
+      const r = predictPlan(c.plan(), hardwareFor(c.plan().cluster.gpu));
+      assert.equal(r.fits, false);
+      assert.match(String(r.reason), /^stage \d+ needs/);
+    });
+  }
+});
+
+describe('tuner/predict: sequence parallelism and TP overlap flags', () => {
+  const base = { model: resolveModel({ arch: 'gpt', layers: 8, hidden: 4096, heads: 32, vocab: 50304, seqLen: 2048 }), gpu: 'h100-80gb', nodes: 1, gpusPerNode: 8, globalBatch: 16, tp: 8, pp: 1, dp: 1, microBatch: 1, zero: 1 as const, ckpt: 'none' as const, flash: true, dropout: 0.1 };
+  it('uniformPlan writes the flags into the workload only when set', () => {
+    assert.deepEqual(uniformPlan(base).workload, { flash: true, dropout: 0.1, gradDtype: 'bf16' });
+    assert.deepEqual(uniformPlan({ ...base, sequenceParallel: true, tpCommOverlap: true }).workload, { flash: true, dropout: 0.1, gradDtype: 'bf16', sequenceParallel: true, tpCommOverlap: true });
+  });
+  it('at tp 8: SP lowers the peak; SP + overlap is faster than SP alone, which is faster than plain TP', () => {
+    const hw = hardwareFor('h100-80gb');
+    const plain = predictPlan(uniformPlan(base), hw);
+    const sp = predictPlan(uniformPlan({ ...base, sequenceParallel: true }), hw);
+    const both = predictPlan(uniformPlan({ ...base, sequenceParallel: true, tpCommOverlap: true }), hw);
+    assert.ok(sp.stages[0]!.peakMemoryBytes < plain.stages[0]!.peakMemoryBytes);
+    assert.ok(sp.iterationSeconds < plain.iterationSeconds, `${sp.iterationSeconds} < ${plain.iterationSeconds}`);
+    assert.ok(both.iterationSeconds < sp.iterationSeconds, `${both.iterationSeconds} < ${sp.iterationSeconds}`);
+  });
+  it('explicit false flags predict exactly as absent ones', () => {
+    const hw = hardwareFor('h100-80gb');
+    const p = uniformPlan(base);
+    const q = structuredClone(p);
+    q.workload.sequenceParallel = false;
+    q.workload.tpCommOverlap = false;
+    assert.deepEqual(predictPlan(q, hw), predictPlan(p, hw));
   });
 });

@@ -73,4 +73,18 @@ describe('bench/validation-cases', () => {
       assert.ok(c.assumptions.some((a) => a.startsWith('micro-batch 1')));
     }
   });
+
+  it('Megatron rows carry the published --tp-comm-overlap and the sequence parallelism it requires; Mist rows neither (mist.md §2.3)', () => {
+    for (const c of VALIDATION_CASES) {
+      const w = c.plan.workload;
+      if (c.set === 'megatron-h100') {
+        assert.equal(w.sequenceParallel, true, c.name);
+        assert.equal(w.tpCommOverlap, true, c.name);
+        assert.ok(!c.assumptions.some((a) => /cannot express|no knob/.test(a)), `${c.name}: stale assumption`);
+      } else {
+        assert.equal(w.sequenceParallel ?? false, false, c.name);
+        assert.equal(w.tpCommOverlap ?? false, false, c.name);
+      }
+    }
+  });
 });

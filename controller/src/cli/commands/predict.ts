@@ -37,6 +37,8 @@ interface PredictOptions {
   offloadActivations?: string;
   flash?: boolean;
   gradDtype?: string;
+  sequenceParallel?: boolean;
+  tpCommOverlap?: boolean;
   json?: boolean;
 }
 
@@ -66,6 +68,8 @@ export function registerPredict(program: Command, summary: string): void {
     .option('--offload-activations <r>', 'fraction of saved activations offloaded to host memory', '0')
     .option('--flash', 'the workload uses flash attention', false)
     .option('--grad-dtype <d>', 'bf16 (16 B/param model state) or fp32 (Megatron-style main grads, 18 B/param)', 'bf16')
+    .option('--sequence-parallel', 'Megatron sequence parallelism: norms, dropouts and their activations split by tp; TP all-reduces become all-gather + reduce-scatter', false)
+    .option('--tp-comm-overlap', 'Megatron-Core TP communication/GEMM overlap (needs --sequence-parallel)', false)
     .option('--json', 'print the Plan with `predicted` filled as one JSON document')
     .addHelpText('after', '\nExample:\n  mist predict --model gpt3-1.3b --gpu l4-24gb --nodes 1 --gpus-per-node 2 --global-batch 32 \\\n    --tp 1 --pp 2 --dp 1 --micro-batch 2 --grad-accum 16 --zero 1 --ckpt 5 --json')
     .action((opts: PredictOptions) => {
@@ -92,6 +96,10 @@ function planFromFile(opts: PredictOptions): Plan {
 function planFromFlags(opts: PredictOptions): Plan {
   const model = resolveModel(jsonOrName('--model', required('--model', opts.model)) as ModelInput, '--model');
   const ckptRaw = String(opts.ckpt ?? 'none').trim();
+  if (opts.tpCommOverlap && !opts.sequenceParallel) {
+    // Megatron-LM rejects --tp-comm-overlap without --sequence-parallel
+    throw badInput('--tp-comm-overlap', 'requires --sequence-parallel', 'add --sequence-parallel, or drop --tp-comm-overlap');
+  }
   const ckpt = /^\d+$/.test(ckptRaw) ? intFlag('--ckpt', ckptRaw, { min: 0 }) : choiceFlag('--ckpt', ckptRaw, ['none', 'selective', 'full'] as const);
   return uniformPlan({
     model,
@@ -115,6 +123,8 @@ function planFromFlags(opts: PredictOptions): Plan {
     },
     flash: Boolean(opts.flash),
     gradDtype: choiceFlag('--grad-dtype', opts.gradDtype ?? 'bf16', ['bf16', 'fp32'] as const),
+    sequenceParallel: Boolean(opts.sequenceParallel),
+    tpCommOverlap: Boolean(opts.tpCommOverlap),
   });
 }
 
