@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { MistError } from '../../../protocol/src/errors.js';
 import { registerPredict } from './commands/predict.js';
+import { registerPlan } from './commands/plan.js';
 import { registerAgent } from './commands/agent.js';
 
 const require = createRequire(import.meta.url);
@@ -45,6 +46,7 @@ export const SUBCOMMANDS: ReadonlyArray<{ name: string; summary: string; notYet?
 
 /** Registrars for the subcommands that are built. */
 const BUILT: Record<string, (program: Command, summary: string) => void> = {
+  plan: registerPlan,
   predict: registerPredict,
   agent: registerAgent,
 };
