@@ -8,6 +8,7 @@ import { MistError } from '../../../protocol/src/errors.js';
 import { registerPredict } from './commands/predict.js';
 import { registerPlan } from './commands/plan.js';
 import { registerAgent } from './commands/agent.js';
+import { registerRunLocal } from './commands/run-local.js';
 
 const require = createRequire(import.meta.url);
 
@@ -32,7 +33,7 @@ export const SUBCOMMANDS: ReadonlyArray<{ name: string; summary: string; notYet?
   },
   { name: 'plan', summary: 'tune a job: search the parallelism/memory space and print the best plan' },
   { name: 'predict', summary: 'predict iteration time and peak memory of one plan' },
-  { name: 'run-local', summary: 'tune and train a job on this machine with the reference runtime' },
+  { name: 'run-local', summary: 'train a plan on this machine: its ranks as local processes with the reference runtime (no NATS)' },
   { name: 'controller', summary: 'run the controller (API, reconcile, scheduler, NATS bus)' },
   { name: 'agent', summary: 'run a node agent that launches training ranks' },
   { name: 'submit', summary: 'submit a job spec to the controller' },
@@ -49,6 +50,7 @@ const BUILT: Record<string, (program: Command, summary: string) => void> = {
   plan: registerPlan,
   predict: registerPredict,
   agent: registerAgent,
+  'run-local': registerRunLocal,
 };
 
 export function buildProgram(): Command {

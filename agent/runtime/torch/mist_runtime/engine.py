@@ -1,0 +1,215 @@
+"""One pipeline stage on one rank: units with flat handles, layer-wise forward/backward (the hook points of Mist's
+runtime made explicit: gather/swap-in before a unit, release after it, gradient reduction after each unit's
+backward), checkpointing, and the 1F1B schedule with point-to-point send/recv."""
+import time
+
+import torch
+
+from . import comm
+from .memory import Activations, storage_ptr
+from .model import Ctx, build_units
+from .zero import Handle
+
+
+class Stage:
+    def __init__(self, plan, layout, coords, groups, dims, seed, device, pool):
+        s_idx, dp_rank, tp_rank = coords
+        st = plan["stages"][s_idx]
+        self.plan, self.layout, self.s, self.dp_rank, self.tp_rank = plan, layout, s_idx, dp_rank, tp_rank
+        self.first, self.last = s_idx == 0, s_idx == layout.pp - 1
+        self.dims, self.device, self.pool = dims, device, pool
+        self.tpg, self.dpg, self.tieg = groups["tp"], groups["dp"], groups.get("tie")
+        self.micro, self.G = st["microBatch"], plan["gradAccum"]
+        self.ctx = Ctx(dims, self.tpg, tp_rank, device)
+        ck = st.get("ckpt") or {"mode": "none"}
+        self.ctx.selective = ck.get("mode") == "selective"
+        self.units = build_units(st["layers"][0], st["layers"][1], self.first, self.last, self.ctx, seed)
+        blocks = [u for u in self.units if u.kind == "block"]
+        if ck.get("mode") == "full":
+            n_ck = len(blocks)
+        elif ck.get("mode") == "layers":
+            n_ck = min(int(ck.get("count", 0)), len(blocks))
+        else:
+            n_ck = 0
+        for i, u in enumerate(blocks):
+            u.ckpt = i >= len(blocks) - n_ck  # the LAST c layers of the stage are recomputed
+        off = st.get("offload") or {}
+        for u in blocks:
+            u.act_offload = float(off.get("activations", 0) or 0)
+        zero_blocks = int(st.get("zero", 0))
+        zero_pp = int((plan.get("prePost") or {}).get("zero", zero_blocks))
+        self.acts = Activations(pool, device)
+        self.handles = []
+        for u in self.units:
+            u.handles = []
+            for gi, names in enumerate(u.groups):
+                params = [u.p(n) for n in names]
+                h = Handle("%s/%d" % (u.key, gi), params, [u.specs[n] for n in names], self.dpg,
+                           zero_blocks if u.kind == "block" else zero_pp, off, device, pool)
+                h.names = names
+                u.handles.append(h)
+                self.handles.append(h)
+            for b in u.buffers():
+                self.acts.static_ptrs.add(storage_ptr(b))
+        self.tied = None
+        if dims.tied:
+            pre = next((u for u in self.units if u.kind == "pre"), None)
+            post = next((u for u in self.units if u.kind == "post"), None)
+            self.tied = (pre.handles[0] if pre else None, post.handles[1] if post else None)
+        self.fwd_s = self.bwd_s = 0.0
+        self.loss_sum = 0.0
+        self.scale = 1.0 / (plan["globalBatch"] * plan["seqLen"])
+        self.stash = {}
+        self.shape = (self.micro, plan["seqLen"], dims.hidden)
+
+    # ---- unit-level helpers ----
+    def _enter(self, u):
+        for h in u.handles:
+            h.materialize()
+        ptrs = {storage_ptr(h.flat) for h in u.handles}
+        self.acts.param_ptrs = lambda: ptrs
+
+    def _leave(self, u):
+        for h in u.handles:
+            h.release()
+
+    def forward_mb(self, mb, x, tokens):
+        t0 = time.perf_counter()
+        if self.last:
+            self.ctx.targets = tokens[:, 1:].to(self.device)
+        saved = []
+        for u in self.units:
+            self._enter(u)
+            if u.kind == "pre":
+                x_in = tokens[:, :-1].to(self.device)
+            else:
+                x_in = x.detach().requires_grad_(True)
+                self.acts.note(mb, x_in)
+            with self.acts.hooks(mb, u.act_offload):
+                if u.ckpt:
+                    with torch.no_grad():
+                        y = u(x_in)
+                else:
+                    y = u(x_in)
+            self._leave(u)
+            saved.append((x_in, y))
+            x = y
+        if not self.last:
+            self.acts.note(mb, x)
+        else:
+            self.loss_sum += float(x.detach())
+            saved[-1] = (saved[-1][0], x)
+        self.stash[mb] = (saved, self.ctx.targets)
+        self.fwd_s += time.perf_counter() - t0
+        return x
+
+    def backward_mb(self, mb, gy):
+        t0 = time.perf_counter()
+        saved, targets = self.stash.pop(mb)
+        self.ctx.targets = targets
+        if self.last:
+            gy = torch.tensor(self.scale, dtype=torch.float32, device=self.device)
+        for i in range(len(self.units) - 1, -1, -1):
+            u = self.units[i]
+            x_in, y = saved[i]
+            self._enter(u)
+            tmp = (mb, "bwd", i)
+            nbytes = sum(h.Npad * 4 for h in u.handles)
+            self.pool.add("grads", nbytes)  # this micro-batch's full gradients of the unit, until reduced
+            with self.acts.hooks(tmp, u.act_offload):
+                if u.ckpt:
+                    with torch.enable_grad():
+                        y = u(x_in)
+                torch.autograd.backward(y, gy)
+            gy = x_in.grad if u.kind != "pre" else None
+            for h in u.handles:
+                h.take_grads()
+            self.pool.sub("grads", nbytes)
+            self.acts.release(tmp)
+            self._leave(u)
+            saved[i] = None
+        self.acts.release(mb)
+        self.bwd_s += time.perf_counter() - t0
+        return gy
+
+    # ---- pipeline ----
+    def peer(self, ds):
+        return self.layout.rank_of[(self.s + ds, self.dp_rank, self.tp_rank)]
+
+    def run_iteration(self, get_tokens):
+        """Megatron's non-interleaved 1F1B: warm-up S-s-1 forwards, steady 1F1B, cool-down backwards."""
+        S, G = self.layout.pp, self.G
+        warm = min(S - self.s - 1, G)
+        rem = G - warm
+        f_i = b_i = 0
+        self.fwd_s = self.bwd_s = 0.0
+        self.loss_sum = 0.0
+
+        def buf():
+            return torch.empty(self.shape, dtype=torch.float32, device=self.device)
+
+        def recv_fwd():
+            if self.first:
+                return None
+            b = buf()
+            comm.p2p([], [(b, self.peer(-1))])
+            return b
+
+        def fwd(x):
+            nonlocal f_i
+            toks = get_tokens(f_i) if (self.first or self.last) else None
+            y = self.forward_mb(f_i, x, toks)
+            f_i += 1
+            return y
+
+        def bwd(g):
+            nonlocal b_i
+            gx = self.backward_mb(b_i, g)
+            b_i += 1
+            return gx
+
+        for _ in range(warm):
+            y = fwd(recv_fwd())
+            if not self.last:
+                comm.p2p([(y.detach(), self.peer(1))], [])
+        x = recv_fwd() if rem > 0 else None
+        for i in range(rem):
+            y = fwd(x)
+            if self.last:
+                gy = None
+            else:
+                gy = buf()
+                comm.p2p([(y.detach(), self.peer(1))], [(gy, self.peer(1))])
+            gx = bwd(gy)
+            if i == rem - 1:
+                if not self.first:
+                    comm.p2p([(gx, self.peer(-1))], [])
+            else:
+                if self.first:
+                    x = None
+                else:
+                    x = buf()
+                    comm.p2p([(gx, self.peer(-1))], [(x, self.peer(-1))])
+        for _ in range(warm):
+            gy = buf()
+            comm.p2p([], [(gy, self.peer(1))])
+            gx = bwd(gy)
+            if not self.first:
+                comm.p2p([(gx, self.peer(-1))], [])
+
+    def optimizer_step(self, adam, t):
+        for h in self.handles:
+            h.reduce_grads()
+        a, b = self.tied if self.tied is not None else (None, None)
+        if a is not None or b is not None:
+            if a is not None and b is not None:  # both copies on this rank (pp = 1)
+                s = a.gacc.full() + b.gacc.full()
+                a.gacc.assign(s)
+                b.gacc.assign(s)
+            else:
+                h = a or b
+                g = h.gacc.full()
+                comm.all_reduce(g, self.tieg)
+                h.gacc.assign(g)
+        for h in self.handles:
+            h.step(adam, t)

@@ -1,0 +1,279 @@
+"""GPT (learned positions, LayerNorm, GeLU MLP, biases) and LLaMA-style (RoPE, RMSNorm, SwiGLU, GQA) decoders,
+built per pipeline stage as a list of units: [pre (embedding)] + blocks + [post (final norm, head, loss)].
+
+Every full weight is initialised from (seed, parameter name) in float32 on the CPU, independent of the plan, and
+then sliced for tensor parallelism (Megatron column/row-parallel linears, vocab-parallel embedding and loss), so
+any plan starts from the same model. The vocabulary is padded to a multiple of VOCAB_PAD (independent of tp);
+padded logits are masked out of the loss, so the padded model computes exactly the unpadded one.
+"""
+import math
+import zlib
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as tckpt
+
+from . import comm
+
+VOCAB_PAD = 128
+
+
+def padded_vocab(vocab):
+    return ((vocab + VOCAB_PAD - 1) // VOCAB_PAD) * VOCAB_PAD
+
+
+class PSpec:
+    """A parameter: global name, full shape, TP split dim (None = replicated), init kind."""
+
+    def __init__(self, name, shape, split, init, std=0.02, vocab_rows=False):
+        self.name, self.shape, self.split, self.init, self.std, self.vocab_rows = name, tuple(shape), split, init, std, vocab_rows
+
+
+def full_init(spec, seed, seed_name=None):
+    if spec.init == "ones":
+        return torch.ones(spec.shape, dtype=torch.float32)
+    if spec.init == "zeros":
+        return torch.zeros(spec.shape, dtype=torch.float32)
+    key = (seed * 1000003 + zlib.crc32((seed_name or spec.name).encode())) % (2 ** 62)
+    g = torch.Generator().manual_seed(key)
+    return torch.randn(spec.shape, generator=g, dtype=torch.float32) * spec.std
+
+
+def tp_slice(full, spec, tp, tp_rank):
+    if spec.split is None or tp == 1:
+        return full.clone()
+    return full.chunk(tp, dim=spec.split)[tp_rank].clone()
+
+
+class Dims:
+    def __init__(self, model, seq_len):
+        self.arch = model["arch"]
+        self.llama = self.arch in ("llama", "lvm")
+        self.layers = model["layers"]
+        self.hidden = model["hidden"]
+        self.heads = model["heads"]
+        self.kv = model.get("kvHeads", self.heads) if self.llama else self.heads
+        self.ffn = model.get("ffnHidden") or (4 * self.hidden)
+        self.vocab = model["vocab"]
+        self.vpad = padded_vocab(self.vocab)
+        self.seq = seq_len
+        self.max_pos = max(model.get("seqLen", seq_len), seq_len)
+        self.tied = bool(model.get("tiedEmbeddings", False))
+        self.hd = self.hidden // self.heads
+
+
+class Ctx:
+    """What a unit needs besides its input: tp group and rank, dims, targets of the micro-batch."""
+
+    def __init__(self, dims, tp_group, tp_rank, device):
+        self.d, self.tpg, self.tp_rank, self.device = dims, tp_group, tp_rank, device
+        self.tp = tp_group.size
+        self.targets = None
+        self.selective = False
+
+
+class Unit(nn.Module):
+    """A schedulable piece of a stage. `specs` lists its parameters; `groups` partitions them into flat handles."""
+
+    kind = "unit"
+
+    def __init__(self, key, specs, groups, ctx, seed, seed_names=None):
+        super().__init__()
+        self.key = key
+        self.specs = {s.name: s for s in specs}
+        self.groups = groups
+        self.ctx = ctx
+        self.pnames = [s.name for s in specs]
+        self._p = nn.ParameterDict()
+        seed_names = seed_names or {}
+        for s in specs:
+            full = full_init(s, seed, seed_names.get(s.name))
+            self._p[s.name.replace(".", "__")] = nn.Parameter(tp_slice(full, s, ctx.tp, ctx.tp_rank).to(ctx.device))
+        self.ckpt = False  # whole-unit recompute
+        self.act_offload = 0.0
+
+    def p(self, name):
+        return self._p[name.replace(".", "__")]
+
+
+def _rms(x, w, eps=1e-5):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+
+def _rope(x, cos, sin):
+    d = x.shape[-1] // 2
+    x1, x2 = x[..., :d], x[..., d:]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+def _attn_core(q, k, v):
+    """q: [b, h, s, d]; k, v: [b, h, s, d] (kv already expanded); causal softmax attention."""
+    s = q.shape[2]
+    scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+    mask = torch.ones(s, s, dtype=torch.bool, device=q.device).triu(1)
+    scores = scores.masked_fill(mask, float("-inf"))
+    return torch.matmul(torch.softmax(scores, dim=-1), v)
+
+
+class Pre(Unit):
+    kind = "pre"
+
+    def __init__(self, ctx, seed):
+        d = ctx.d
+        specs = [PSpec("embed.weight", (d.vpad, d.hidden), 0, "normal", vocab_rows=True)]
+        groups = [["embed.weight"]]
+        if not d.llama:
+            specs.append(PSpec("pos.weight", (d.max_pos, d.hidden), None, "normal", std=0.01))
+            groups.append(["pos.weight"])
+        super().__init__("pre", specs, groups, ctx, seed)
+        vl = d.vpad // ctx.tp
+        self.vstart = ctx.tp_rank * vl
+
+    def forward(self, ids):
+        c = self.ctx
+        w = self.p("embed.weight")
+        if c.tp > 1:
+            local = ids - self.vstart
+            inside = (local >= 0) & (local < w.shape[0])
+            x = F.embedding(local.clamp(0, w.shape[0] - 1), w) * inside.unsqueeze(-1).to(w.dtype)
+            x = comm.reduce_from_tp(x, c.tpg)
+        else:
+            x = F.embedding(ids, w)
+        if not c.d.llama:
+            x = x + self.p("pos.weight")[: ids.shape[1]].unsqueeze(0)
+        return x
+
+
+class Block(Unit):
+    kind = "block"
+
+    def __init__(self, index, ctx, seed):
+        d = ctx.d
+        n = "layers.%d." % index
+        out_std = 0.02 / math.sqrt(2 * d.layers)
+        if d.llama:
+            specs = [
+                PSpec(n + "norm1.weight", (d.hidden,), None, "ones"),
+                PSpec(n + "attn.wq", (d.heads * d.hd, d.hidden), 0, "normal"),
+                PSpec(n + "attn.wk", (d.kv * d.hd, d.hidden), 0, "normal"),
+                PSpec(n + "attn.wv", (d.kv * d.hd, d.hidden), 0, "normal"),
+                PSpec(n + "attn.wo", (d.hidden, d.heads * d.hd), 1, "normal", std=out_std),
+                PSpec(n + "norm2.weight", (d.hidden,), None, "ones"),
+                PSpec(n + "mlp.w1", (d.ffn, d.hidden), 0, "normal"),
+                PSpec(n + "mlp.w3", (d.ffn, d.hidden), 0, "normal"),
+                PSpec(n + "mlp.w2", (d.hidden, d.ffn), 1, "normal", std=out_std),
+            ]
+        else:
+            specs = [
+                PSpec(n + "ln1.weight", (d.hidden,), None, "ones"),
+                PSpec(n + "ln1.bias", (d.hidden,), None, "zeros"),
+                PSpec(n + "attn.wq", (d.hidden, d.hidden), 0, "normal"),
+                PSpec(n + "attn.bq", (d.hidden,), 0, "zeros"),
+                PSpec(n + "attn.wk", (d.hidden, d.hidden), 0, "normal"),
+                PSpec(n + "attn.bk", (d.hidden,), 0, "zeros"),
+                PSpec(n + "attn.wv", (d.hidden, d.hidden), 0, "normal"),
+                PSpec(n + "attn.bv", (d.hidden,), 0, "zeros"),
+                PSpec(n + "attn.wo", (d.hidden, d.hidden), 1, "normal", std=out_std),
+                PSpec(n + "attn.bo", (d.hidden,), None, "zeros"),
+                PSpec(n + "ln2.weight", (d.hidden,), None, "ones"),
+                PSpec(n + "ln2.bias", (d.hidden,), None, "zeros"),
+                PSpec(n + "mlp.fc1", (d.ffn, d.hidden), 0, "normal"),
+                PSpec(n + "mlp.b1", (d.ffn,), 0, "zeros"),
+                PSpec(n + "mlp.fc2", (d.hidden, d.ffn), 1, "normal", std=out_std),
+                PSpec(n + "mlp.b2", (d.hidden,), None, "zeros"),
+            ]
+        super().__init__("layer-%05d" % index, specs, [[s.name for s in specs]], ctx, seed)
+        self.index = index
+        self.n = n
+        if d.llama:
+            inv = 1.0 / (10000.0 ** (torch.arange(0, d.hd, 2, dtype=torch.float32) / d.hd))
+            f = torch.outer(torch.arange(d.max_pos, dtype=torch.float32), inv)
+            self.register_buffer("cos", f.cos().to(ctx.device), persistent=False)
+            self.register_buffer("sin", f.sin().to(ctx.device), persistent=False)
+
+    def _attention(self, h):
+        c, d, n = self.ctx, self.ctx.d, self.n
+        b, s, _ = h.shape
+        hl, kvl = d.heads // c.tp, d.kv // c.tp
+        h = comm.copy_to_tp(h, c.tpg)
+        if d.llama:
+            q = F.linear(h, self.p(n + "attn.wq"))
+            k = F.linear(h, self.p(n + "attn.wk"))
+            v = F.linear(h, self.p(n + "attn.wv"))
+        else:
+            q = F.linear(h, self.p(n + "attn.wq"), self.p(n + "attn.bq"))
+            k = F.linear(h, self.p(n + "attn.wk"), self.p(n + "attn.bk"))
+            v = F.linear(h, self.p(n + "attn.wv"), self.p(n + "attn.bv"))
+        q = q.view(b, s, hl, d.hd).transpose(1, 2)
+        k = k.view(b, s, kvl, d.hd).transpose(1, 2)
+        v = v.view(b, s, kvl, d.hd).transpose(1, 2)
+        if d.llama:
+            cos, sin = self.cos[:s], self.sin[:s]
+            q, k = _rope(q, cos, sin), _rope(k, cos, sin)
+            if hl != kvl:
+                k = k.repeat_interleave(hl // kvl, dim=1)
+                v = v.repeat_interleave(hl // kvl, dim=1)
+        if c.selective and torch.is_grad_enabled():
+            o = tckpt.checkpoint(_attn_core, q, k, v, use_reentrant=True)
+        else:
+            o = _attn_core(q, k, v)
+        o = o.transpose(1, 2).reshape(b, s, hl * d.hd)
+        o = comm.reduce_from_tp(F.linear(o, self.p(n + "attn.wo")), c.tpg)
+        if not d.llama:
+            o = o + self.p(n + "attn.bo")
+        return o
+
+    def _mlp(self, h):
+        c, d, n = self.ctx, self.ctx.d, self.n
+        h = comm.copy_to_tp(h, c.tpg)
+        if d.llama:
+            a = F.silu(F.linear(h, self.p(n + "mlp.w1"))) * F.linear(h, self.p(n + "mlp.w3"))
+            return comm.reduce_from_tp(F.linear(a, self.p(n + "mlp.w2")), c.tpg)
+        a = F.gelu(F.linear(h, self.p(n + "mlp.fc1"), self.p(n + "mlp.b1")))
+        return comm.reduce_from_tp(F.linear(a, self.p(n + "mlp.fc2")), c.tpg) + self.p(n + "mlp.b2")
+
+    def forward(self, x):
+        d, n = self.ctx.d, self.n
+        if d.llama:
+            x = x + self._attention(_rms(x, self.p(n + "norm1.weight")))
+            return x + self._mlp(_rms(x, self.p(n + "norm2.weight")))
+        x = x + self._attention(F.layer_norm(x, (d.hidden,), self.p(n + "ln1.weight"), self.p(n + "ln1.bias")))
+        return x + self._mlp(F.layer_norm(x, (d.hidden,), self.p(n + "ln2.weight"), self.p(n + "ln2.bias")))
+
+
+class Post(Unit):
+    kind = "post"
+
+    def __init__(self, ctx, seed):
+        d = ctx.d
+        specs = [PSpec("final_norm.weight", (d.hidden,), None, "ones")]
+        if not d.llama:
+            specs.append(PSpec("final_norm.bias", (d.hidden,), None, "zeros"))
+        groups = [[s.name for s in specs], ["head.weight"]]
+        specs.append(PSpec("head.weight", (d.vpad, d.hidden), 0, "normal", vocab_rows=True))
+        # A tied head starts as an exact copy of the embedding (same seed name); their gradients are summed.
+        super().__init__("post", specs, groups, ctx, seed, {"head.weight": "embed.weight"} if d.tied else None)
+        vl = d.vpad // ctx.tp
+        self.vstart = ctx.tp_rank * vl
+        self.valid = max(0, min(vl, d.vocab - self.vstart))
+
+    def forward(self, x):
+        c, d = self.ctx, self.ctx.d
+        if d.llama:
+            h = _rms(x, self.p("final_norm.weight"))
+        else:
+            h = F.layer_norm(x, (d.hidden,), self.p("final_norm.weight"), self.p("final_norm.bias"))
+        logits = F.linear(comm.copy_to_tp(h, c.tpg), self.p("head.weight"))
+        return comm.vocab_parallel_ce_sum(logits.reshape(-1, logits.shape[-1]), c.targets.reshape(-1), c.tpg, self.vstart, self.valid)
+
+
+def build_units(first, last, is_first_stage, is_last_stage, ctx, seed):
+    units = []
+    if is_first_stage:
+        units.append(Pre(ctx, seed))
+    for i in range(first, last + 1):
+        units.append(Block(i, ctx, seed))
+    if is_last_stage:
+        units.append(Post(ctx, seed))
+    return units
