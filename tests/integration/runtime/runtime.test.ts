@@ -69,8 +69,9 @@ describe('reference runtime through mist run-local (integration, CPU/gloo)', fun
   let single: RunOut;
 
   before(function () {
+    // The set-up step installs python3-torch; a missing torch is a failure here, never a skip.
     const torch = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
-    if (torch.status !== 0) this.skip();
+    assert.equal(torch.status, 0, `${PYTHON} cannot import torch: ${torch.stderr}`);
     const p1 = basePlan('tiny-llama', 1, 1, 1, 1, 4);
     const dp2 = basePlan('tiny-llama', 2, 2, 1, 1, 2);
     const tp2 = basePlan('tiny-llama', 2, 1, 2, 1, 4);
@@ -89,6 +90,9 @@ describe('reference runtime through mist run-local (integration, CPU/gloo)', fun
     plans.ckptLayers1 = { file: writePlan('ckpt-layers-1', withStages(p1, (s) => (s.ckpt = { mode: 'layers', count: 2 }))), devices: 1 };
     plans.offOpt1 = { file: writePlan('off-opt-1', withStages(p1, (s) => (s.offload.optimizer = 1))), devices: 1 };
     plans.offAct1 = { file: writePlan('off-act-1', withStages(p1, (s) => (s.offload.activations = 0.5))), devices: 1 };
+    const drop = { ...structuredClone(p1), workload: { ...p1.workload, dropout: 0.1 } };
+    plans.drop1 = { file: writePlan('drop-1', drop), devices: 1 };
+    plans.dropFull1 = { file: writePlan('drop-full-1', withStages(drop, (s) => (s.ckpt = { mode: 'full' }))), devices: 1 };
     const lvm = basePlan('tiny-lvm', 1, 1, 1, 1, 4);
     plans.lvm = { file: writePlan('lvm', lvm), devices: 1 };
     const r = runLocal(plans.single.file, 1, ['--steps', '12']);
@@ -131,6 +135,15 @@ describe('reference runtime through mist run-local (integration, CPU/gloo)', fun
     assert.ok(got.ckptFull1! < got.ckptLayers1!, 'full checkpointing lowers it further');
     assert.ok(got.offOpt1! < base, 'optimizer offload lowers the peak');
     assert.ok(got.offAct1! < base, 'activation offload lowers the peak');
+  });
+
+  it('workload.dropout is applied, and checkpointed recomputation replays the same dropout masks', () => {
+    const plain = runLocal(plans.drop1!.file, 1, ['--steps', '3']);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.ok(maxRel(losses(plain.out), losses(single).slice(0, 3)) > 1e-6, 'dropout 0.1 must change the losses');
+    const full = runLocal(plans.dropFull1!.file, 1, ['--steps', '3']);
+    assert.equal(full.code, 0, full.stderr);
+    assert.ok(maxRel(losses(full.out), losses(plain.out)) <= 1e-5, `full recompute under dropout: ${losses(full.out).join(' ')} vs ${losses(plain.out).join(' ')}`);
   });
 
   it('a failing rank stops the run (exit 1, its stderr tail); resume continues to the uninterrupted loss, also under another plan', () => {

@@ -11,6 +11,18 @@ from .model import Ctx, build_units
 from .zero import Handle
 
 
+def _rng_state(device):
+    """The RNG state a unit's dropout draws from: the CPU generator, plus the device's on CUDA."""
+    return (torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
+
+
+def _set_rng_state(device, state):
+    cpu, dev = state
+    torch.set_rng_state(cpu)
+    if dev is not None:
+        torch.cuda.set_rng_state(dev, device)
+
+
 class Stage:
     def __init__(self, plan, layout, coords, groups, dims, seed, device, pool):
         s_idx, dp_rank, tp_rank = coords
@@ -21,6 +33,7 @@ class Stage:
         self.tpg, self.dpg, self.tieg = groups["tp"], groups["dp"], groups.get("tie")
         self.micro, self.G = st["microBatch"], plan["gradAccum"]
         self.ctx = Ctx(dims, self.tpg, tp_rank, device)
+        self.ctx.dropout = float((plan.get("workload") or {}).get("dropout") or 0.0)
         ck = st.get("ckpt") or {"mode": "none"}
         self.ctx.selective = ck.get("mode") == "selective"
         self.units = build_units(st["layers"][0], st["layers"][1], self.first, self.last, self.ctx, seed)
@@ -60,6 +73,7 @@ class Stage:
         self.loss_sum = 0.0
         self.scale = 1.0 / (plan["globalBatch"] * plan["seqLen"])
         self.stash = {}
+        self.rng = {}  # (micro-batch, unit index) -> RNG state before a checkpointed unit's forward
         self.shape = (self.micro, plan["seqLen"], dims.hidden)
 
     # ---- unit-level helpers ----
@@ -78,7 +92,7 @@ class Stage:
         if self.last:
             self.ctx.targets = tokens[:, 1:].to(self.device)
         saved = []
-        for u in self.units:
+        for i, u in enumerate(self.units):
             self._enter(u)
             if u.kind == "pre":
                 x_in = tokens[:, :-1].to(self.device)
@@ -87,6 +101,8 @@ class Stage:
                 self.acts.note(mb, x_in)
             with self.acts.hooks(mb, u.act_offload):
                 if u.ckpt:
+                    # keep the RNG state so the recomputation in backward draws the same dropout masks
+                    self.rng[(mb, i)] = _rng_state(self.device)
                     with torch.no_grad():
                         y = u(x_in)
                 else:
@@ -118,8 +134,11 @@ class Stage:
             self.pool.add("grads", nbytes)  # this micro-batch's full gradients of the unit, until reduced
             with self.acts.hooks(tmp, u.act_offload):
                 if u.ckpt:
+                    now = _rng_state(self.device)
+                    _set_rng_state(self.device, self.rng.pop((mb, i)))
                     with torch.enable_grad():
                         y = u(x_in)
+                    _set_rng_state(self.device, now)
                 torch.autograd.backward(y, gy)
             gy = x_in.grad if u.kind != "pre" else None
             for h in u.handles:

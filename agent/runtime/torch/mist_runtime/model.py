@@ -71,6 +71,10 @@ class Ctx:
         self.tp = tp_group.size
         self.targets = None
         self.selective = False
+        # Dropout probability from the plan's workload (0 by default: parity with a single process needs it off).
+        # Every rank seeds the same generator and makes the same calls, so the masks on replicated activations
+        # agree across a TP group.
+        self.dropout = 0.0
 
 
 class Unit(nn.Module):
@@ -107,13 +111,19 @@ def _rope(x, cos, sin):
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
 
-def _attn_core(q, k, v):
-    """q: [b, h, s, d]; k, v: [b, h, s, d] (kv already expanded); causal softmax attention."""
+def _attn_core(q, k, v, dropout=0.0):
+    """q: [b, h, s, d]; k, v: [b, h, s, d] (kv already expanded); causal softmax attention.
+
+    `dropout` applies to the attention probabilities (the plan's workload.dropout while training; 0 by default).
+    Checkpointed recomputation replays the same masks because torch.utils.checkpoint restores the RNG state."""
     s = q.shape[2]
     scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
     mask = torch.ones(s, s, dtype=torch.bool, device=q.device).triu(1)
     scores = scores.masked_fill(mask, float("-inf"))
-    return torch.matmul(torch.softmax(scores, dim=-1), v)
+    probs = torch.softmax(scores, dim=-1)
+    if dropout > 0:
+        probs = F.dropout(probs, dropout, training=True)
+    return torch.matmul(probs, v)
 
 
 class Pre(Unit):
@@ -215,9 +225,9 @@ class Block(Unit):
                 k = k.repeat_interleave(hl // kvl, dim=1)
                 v = v.repeat_interleave(hl // kvl, dim=1)
         if c.selective and torch.is_grad_enabled():
-            o = tckpt.checkpoint(_attn_core, q, k, v, use_reentrant=True)
+            o = tckpt.checkpoint(_attn_core, q, k, v, self._dropout_p(), use_reentrant=True)
         else:
-            o = _attn_core(q, k, v)
+            o = _attn_core(q, k, v, self._dropout_p())
         o = o.transpose(1, 2).reshape(b, s, hl * d.hd)
         o = comm.reduce_from_tp(F.linear(o, self.p(n + "attn.wo")), c.tpg)
         if not d.llama:
@@ -233,13 +243,22 @@ class Block(Unit):
         a = F.gelu(F.linear(h, self.p(n + "mlp.fc1"), self.p(n + "mlp.b1")))
         return comm.reduce_from_tp(F.linear(a, self.p(n + "mlp.fc2")), c.tpg) + self.p(n + "mlp.b2")
 
+    def _dropout_p(self):
+        # module.training, not torch.is_grad_enabled(): a checkpointed forward runs under no_grad and must still
+        # draw the masks its recomputation will replay.
+        return self.ctx.dropout if self.training else 0.0
+
+    def _drop(self, x):
+        p = self._dropout_p()
+        return F.dropout(x, p, training=True) if p > 0 else x
+
     def forward(self, x):
         d, n = self.ctx.d, self.n
         if d.llama:
-            x = x + self._attention(_rms(x, self.p(n + "norm1.weight")))
-            return x + self._mlp(_rms(x, self.p(n + "norm2.weight")))
-        x = x + self._attention(F.layer_norm(x, (d.hidden,), self.p(n + "ln1.weight"), self.p(n + "ln1.bias")))
-        return x + self._mlp(F.layer_norm(x, (d.hidden,), self.p(n + "ln2.weight"), self.p(n + "ln2.bias")))
+            x = x + self._drop(self._attention(_rms(x, self.p(n + "norm1.weight"))))
+            return x + self._drop(self._mlp(_rms(x, self.p(n + "norm2.weight"))))
+        x = x + self._drop(self._attention(F.layer_norm(x, (d.hidden,), self.p(n + "ln1.weight"), self.p(n + "ln1.bias"))))
+        return x + self._drop(self._mlp(F.layer_norm(x, (d.hidden,), self.p(n + "ln2.weight"), self.p(n + "ln2.bias"))))
 
 
 class Post(Unit):
