@@ -13,7 +13,7 @@ export interface Violation {
 }
 
 /** Modules that must stay pure: no I/O, no clock, no randomness unless passed in (DESIGN.md §1). */
-const PURE = ['controller/src/tuner/', 'controller/src/scheduler/'];
+const PURE = ['controller/src/tuner/', 'controller/src/scheduler/', 'controller/src/calibration/'];
 
 interface Rule {
   name: string;
@@ -42,6 +42,7 @@ const RULES: Rule[] = [
       if (t.startsWith('pkg:')) return null;
       const ok = ['controller/src/domain/', 'controller/src/tuner/', 'protocol/src/errors'];
       if (prefix === 'controller/src/scheduler/') ok.push('controller/src/scheduler/');
+      if (prefix === 'controller/src/calibration/') ok.push('controller/src/calibration/');
       return ok.some((p) => t.startsWith(p)) ? null : `${prefix} may import only domain/, tuner/ and protocol errors (got ${t})`;
     },
   })),
