@@ -21,6 +21,8 @@ export const ERROR_CODES = {
   TIMEOUT: { retryable: true, exit: 1, summary: 'An operation did not finish within its deadline.' },
   CONFLICT: { retryable: true, exit: 1, summary: 'A concurrent update won; re-read and retry.' },
   NOT_FOUND: { retryable: false, exit: 1, summary: 'The named job, plan, node or resource does not exist.' },
+  UNAUTHENTICATED: { retryable: false, exit: 1, summary: 'The controller API got no valid token (HTTP 401); pass --token, set MIST_TOKEN, or use the token file under MIST_STATE_DIR.' },
+  FORBIDDEN: { retryable: false, exit: 1, summary: 'The token is valid but its role may not do this (HTTP 403): submit and cancel need an admin token.' },
   INTERNAL: { retryable: false, exit: 1, summary: 'A bug: an invariant did not hold. Report it with the message.' },
 } as const;
 

@@ -8,6 +8,12 @@ import { MistError } from '../../../protocol/src/errors.js';
 import { registerPredict } from './commands/predict.js';
 import { registerPlan } from './commands/plan.js';
 import { registerAgent } from './commands/agent.js';
+import { registerSubmit } from './commands/submit.js';
+import { registerJobs } from './commands/jobs.js';
+import { registerDescribe } from './commands/describe.js';
+import { registerLogs } from './commands/logs.js';
+import { registerCancel } from './commands/cancel.js';
+import { registerNodes } from './commands/nodes.js';
 import { registerRunLocal } from './commands/run-local.js';
 
 const require = createRequire(import.meta.url);
@@ -50,6 +56,12 @@ const BUILT: Record<string, (program: Command, summary: string) => void> = {
   plan: registerPlan,
   predict: registerPredict,
   agent: registerAgent,
+  submit: registerSubmit,
+  jobs: registerJobs,
+  describe: registerDescribe,
+  logs: registerLogs,
+  cancel: registerCancel,
+  nodes: registerNodes,
   'run-local': registerRunLocal,
 };
 

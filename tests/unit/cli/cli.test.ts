@@ -23,18 +23,18 @@ describe('mist CLI basics', () => {
     assert.equal(r.stdout.trim(), version);
   });
 
-  it('a subcommand that is not built says so and exits 2, without a stack trace', () => {
-    const r = runMist(['nodes']);
+  it('a subcommand missing a required setting names it and exits 2, without a stack trace', () => {
+    const r = runMist(['controller'], { env: { MIST_NATS_URL: '' } });
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /not built yet/);
+    assert.match(r.stderr, /--nats/);
     assert.doesNotMatch(r.stderr, /\n\s+at /);
   });
 
   it('with --json an error is exactly one JSON document on stdout', () => {
-    const r = runMist(['jobs', '--json']);
+    const r = runMist(['jobs', '--server', 'not a url', '--json']);
     assert.equal(r.code, 2);
     const doc = JSON.parse(r.stdout) as { error: { code: string } };
-    assert.equal(doc.error.code, 'NOT_IMPLEMENTED');
+    assert.equal(doc.error.code, 'BAD_INPUT');
   });
 
   it('an unknown subcommand or option is bad input (exit 2)', () => {
