@@ -3,7 +3,7 @@
 // reading: npm packages when missing or stale, a build when sources are newer than the output, and the system
 // packages and services the mode needs (installed with apt-get when root; otherwise the exact command and exit 1).
 //
-// Usage: node scripts/setup.mjs [test|start|bench|build]
+// Usage: node scripts/setup.mjs [test|start|bench|bench-store|build]
 // Plain Node with no dependencies: it runs before node_modules exists.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -22,6 +22,7 @@ const NEEDS = {
   test: { nats: true, torch: true, postgres: true },
   start: { nats: true, torch: true, postgres: false },
   bench: { nats: false, torch: false, postgres: false },
+  'bench-store': { nats: false, torch: false, postgres: true },
   build: { nats: false, torch: false, postgres: false },
 };
 

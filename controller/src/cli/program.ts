@@ -8,6 +8,7 @@ import { MistError } from '../../../protocol/src/errors.js';
 import { registerPredict } from './commands/predict.js';
 import { registerPlan } from './commands/plan.js';
 import { registerAgent } from './commands/agent.js';
+import { registerPlans } from './commands/plans.js';
 import { registerSubmit } from './commands/submit.js';
 import { registerJobs } from './commands/jobs.js';
 import { registerDescribe } from './commands/describe.js';
@@ -56,6 +57,7 @@ const BUILT: Record<string, (program: Command, summary: string) => void> = {
   plan: registerPlan,
   predict: registerPredict,
   agent: registerAgent,
+  plans: registerPlans,
   submit: registerSubmit,
   jobs: registerJobs,
   describe: registerDescribe,
