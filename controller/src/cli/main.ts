@@ -7,6 +7,12 @@ import { Command, CommanderError } from 'commander';
 import { buildProgram } from './program.js';
 import { reportError } from './output.js';
 
+// A reader that goes away (`mist ... | head`) is not an error worth a stack trace.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 async function main(argv: string[]): Promise<number> {
   const program: Command = buildProgram();
   program.exitOverride();

@@ -72,7 +72,10 @@ export function buildProgram(): Command {
     .description('Mist: tune, launch and watch large-model training (LLMs and Large Vision Models)')
     .version(mistVersion(), '-V, --version', 'print the version')
     .showHelpAfterError('(run `mist --help` for the subcommands)')
-    .addHelpText('after', '\nExit codes: 0 ok, 2 bad input, 3 infeasible, 1 other failure.\nWith --json, stdout is exactly one JSON document; progress goes to stderr.');
+    .addHelpText('after', '\nExit codes: 0 ok, 2 bad input, 3 infeasible, 1 other failure.\nWith --json, stdout is exactly one JSON document; progress goes to stderr.')
+    // Before any subcommand exists, so that every subcommand inherits it: commander's usage errors (unknown
+    // option, missing argument) surface as CommanderError and main maps them to exit 2 instead of exiting 1.
+    .exitOverride();
   for (const { name, summary, notYet } of SUBCOMMANDS) {
     const register = BUILT[name];
     if (register) {
