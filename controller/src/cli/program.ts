@@ -8,6 +8,7 @@ import { MistError } from '../../../protocol/src/errors.js';
 import { registerPredict } from './commands/predict.js';
 import { registerPlan } from './commands/plan.js';
 import { registerAgent } from './commands/agent.js';
+import { registerRunLocal } from './commands/run-local.js';
 import { registerPlans } from './commands/plans.js';
 import { registerSubmit } from './commands/submit.js';
 import { registerJobs } from './commands/jobs.js';
@@ -15,7 +16,8 @@ import { registerDescribe } from './commands/describe.js';
 import { registerLogs } from './commands/logs.js';
 import { registerCancel } from './commands/cancel.js';
 import { registerNodes } from './commands/nodes.js';
-import { registerRunLocal } from './commands/run-local.js';
+import { registerController } from './commands/controller.js';
+import { registerUp } from './commands/up.js';
 
 const require = createRequire(import.meta.url);
 
@@ -33,11 +35,7 @@ export function mistVersion(): string {
 
 /** Subcommands of DESIGN.md §2, in the order `--help` lists them, with a one-line summary. */
 export const SUBCOMMANDS: ReadonlyArray<{ name: string; summary: string; notYet?: string }> = [
-  {
-    name: 'up',
-    summary: 'start a local cluster (nats-server, controller, agents); --demo submits two tiny jobs',
-    notYet: 'the local demo (nats-server, controller, two CPU agents, a tiny LLM and a tiny LVM job) is not built yet; what works today: `mist predict --help`',
-  },
+  { name: 'up', summary: 'start a local cluster (nats-server, controller, agents); --demo submits two tiny jobs' },
   { name: 'plan', summary: 'tune a job: search the parallelism/memory space and print the best plan' },
   { name: 'predict', summary: 'predict iteration time and peak memory of one plan' },
   { name: 'run-local', summary: 'train a plan on this machine: its ranks as local processes with the reference runtime (no NATS)' },
@@ -54,9 +52,12 @@ export const SUBCOMMANDS: ReadonlyArray<{ name: string; summary: string; notYet?
 
 /** Registrars for the subcommands that are built. */
 const BUILT: Record<string, (program: Command, summary: string) => void> = {
+  up: registerUp,
+  controller: registerController,
   plan: registerPlan,
   predict: registerPredict,
   agent: registerAgent,
+  'run-local': registerRunLocal,
   plans: registerPlans,
   submit: registerSubmit,
   jobs: registerJobs,
@@ -64,7 +65,6 @@ const BUILT: Record<string, (program: Command, summary: string) => void> = {
   logs: registerLogs,
   cancel: registerCancel,
   nodes: registerNodes,
-  'run-local': registerRunLocal,
 };
 
 export function buildProgram(): Command {

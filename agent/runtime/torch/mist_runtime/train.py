@@ -44,17 +44,24 @@ def watch_parent():
     threading.Thread(target=loop, daemon=True).start()
 
 
+def _env(name, default):
+    """Defaults from the environment: the controller passes per-job settings as MIST_* variables (the agent's
+    runtime argv is fixed by the admin's list, so a job cannot add flags)."""
+    v = os.environ.get(name, "")
+    return default if v == "" else v
+
+
 def parse(argv):
     ap = argparse.ArgumentParser(prog="train.py", description="Mist reference runtime (one rank)")
     ap.add_argument("--plan", required=True)
-    ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=int(_env("MIST_STEPS", 10)))
+    ap.add_argument("--seed", type=int, default=int(_env("MIST_SEED", 0)))
     ap.add_argument("--data", default=None, help="token-shard directory (index.json); default: synthetic (LLM) or built-in visual sentences (LVM)")
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--warmup", type=int, default=0, help="linear LR warm-up steps (default none)")
-    ap.add_argument("--checkpoint-dir", default=None)
-    ap.add_argument("--checkpoint-every", type=int, default=0)
-    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--checkpoint-dir", default=_env("MIST_CHECKPOINT_DIR", None))
+    ap.add_argument("--checkpoint-every", type=int, default=int(_env("MIST_CHECKPOINT_EVERY", 0)))
+    ap.add_argument("--resume", action="store_true", default=_env("MIST_RESUME", "0") == "1")
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     ap.add_argument("--all-ranks-report", action="store_true", help="every rank prints step lines (default: rank dp0/tp0 of each stage)")
     return ap.parse_args(argv)
