@@ -15,15 +15,15 @@ export interface PolicyRule {
 }
 
 export const OPERATOR_RBAC_RULES: readonly PolicyRule[] = [
-  // informers (list + watch), reads, the finalizer and spec-side patches; delete for ttlSecondsAfterFinished
-  { apiGroups: ['mist.io'], resources: ['mistjobs'], verbs: ['get', 'list', 'watch', 'patch', 'update', 'delete'] },
-  // status writes (merge patch with resourceVersion; update as a fallback)
-  { apiGroups: ['mist.io'], resources: ['mistjobs/status'], verbs: ['get', 'patch', 'update'] },
-  // adding/removing the mist.io/cleanup finalizer where OwnerReferencesPermissionEnforcement is on
+  // the informer (list + watch), re-reads before a retried write (get), finalizer patches (patch), and
+  // ttlSecondsAfterFinished clean-up (delete) — operator/k8s/client.ts
+  { apiGroups: ['mist.io'], resources: ['mistjobs'], verbs: ['get', 'list', 'watch', 'patch', 'delete'] },
+  // status writes: a merge patch of /status carrying the resourceVersion
+  { apiGroups: ['mist.io'], resources: ['mistjobs/status'], verbs: ['patch'] },
+  // setting the mist.io/stop-ranks finalizer where OwnerReferencesPermissionEnforcement is on
   { apiGroups: ['mist.io'], resources: ['mistjobs/finalizers'], verbs: ['update'] },
-  // one Event per transition (core/v1 and events.k8s.io/v1)
-  { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
-  { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
-  // leader election on a coordination.k8s.io/v1 Lease
-  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch'] },
+  // one core/v1 Event per transition
+  { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+  // leader election on a coordination.k8s.io/v1 Lease: read, create when missing, replace with its resourceVersion
+  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
 ];
