@@ -17,9 +17,9 @@ const mode = process.argv[2] ?? 'test';
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const log = (msg) => process.stderr.write(`[setup] ${msg}\n`);
 
-/** What each mode needs from the system. Chromium joins `test` once browser tests exist. */
+/** What each mode needs from the system. `test` also needs Chromium for the browser tests (tests/browser). */
 const NEEDS = {
-  test: { nats: true, torch: true, postgres: true },
+  test: { nats: true, torch: true, postgres: true, chromium: true },
   start: { nats: true, torch: true, postgres: false },
   bench: { nats: false, torch: false, postgres: false },
   'bench-store': { nats: false, torch: false, postgres: true },
@@ -47,7 +47,7 @@ function ensureNpmPackages() {
 }
 
 // 2. Build when any source is newer than the last build (tsc is incremental, so a rebuild is cheap).
-const SOURCES = ['protocol/src', 'protocol/gen', 'controller/src', 'agent/src', 'tests', 'bench', 'tsconfig.json', 'package.json'];
+const SOURCES = ['scripts/copy-assets.mjs', 'protocol/src', 'protocol/gen', 'controller/src', 'agent/src', 'tests', 'bench', 'tsconfig.json', 'package.json'];
 function newestMtime(path) {
   if (!existsSync(path)) return 0;
   const st = statSync(path);
@@ -89,10 +89,15 @@ function aptInstall(packages, why) {
   }
   run('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...packages], { env });
 }
+/** Debian's Chromium drives the browser tests (playwright-core; MIST_CHROMIUM overrides the path). */
+function hasChromium() {
+  return existsSync(process.env.MIST_CHROMIUM || '/usr/bin/chromium');
+}
 function ensureSystemPackages(needs) {
   const missing = [];
   if (needs.nats && !hasNatsServer()) missing.push('nats-server');
   if (needs.torch && !hasTorch()) missing.push('python3-torch');
+  if (needs.chromium && !hasChromium()) missing.push('chromium');
   if (missing.length) aptInstall(missing, missing.join(' and '));
   if (needs.torch && !hasTorch()) {
     log('python3-torch is installed but `/usr/bin/python3 -c "import torch"` fails; set MIST_PYTHON to an interpreter with torch');

@@ -11,6 +11,10 @@ export interface MetricsRegistry {
   httpRequestsTotal: Counter<'method' | 'route' | 'code'>;
   httpRequestDuration: Histogram<'method' | 'route' | 'code'>;
   buildInfo: Gauge<'version' | 'node'>;
+  /** Open dashboard WebSocket connections (api/ws.ts sets it). */
+  websocketClients: Gauge;
+  /** Messages sent to WebSocket clients, by type (snapshot, delta, hello, error). */
+  websocketMessages: Counter<'type'>;
   /** Records one finished HTTP request. `route` is the route pattern (e.g. `/api/v1/jobs/:name`), never the raw path. */
   observeRequest(method: string, route: string, code: number, seconds: number): void;
   /** The exposition text and its content type. */
@@ -43,11 +47,20 @@ export function createMetrics(opts: { version?: string; defaultMetrics?: boolean
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });
+  const websocketClients = new Gauge({ name: 'mist_websocket_clients', help: 'Open dashboard WebSocket connections on /ws.', registers: [registry] });
+  const websocketMessages = new Counter({
+    name: 'mist_websocket_messages_sent_total',
+    help: 'Messages sent to dashboard WebSocket clients, by type (hello, snapshot, delta, error).',
+    labelNames: ['type'] as const,
+    registers: [registry],
+  });
   return {
     registry,
     httpRequestsTotal,
     httpRequestDuration,
     buildInfo,
+    websocketClients,
+    websocketMessages,
     observeRequest(method, route, code, seconds) {
       const labels = { method: KNOWN_METHODS.has(method) ? method : 'OTHER', route, code: String(code) };
       httpRequestsTotal.inc(labels);

@@ -16,6 +16,7 @@ import { MistError, isMistError, type ErrorCode } from '../../../protocol/src/er
 import { allows, authenticateRequest, requestToken, tokenCookie, type Principal, type Role, type TokenStore } from './auth.js';
 import type { MetricsRegistry } from './metrics.js';
 import type { ControllerService, LogLine } from './service.js';
+import { attachLive, type LiveHub, type LiveOptions } from './ws.js';
 
 /** pino-compatible: `(fields, message)`. */
 export interface ApiLogger {
@@ -36,6 +37,15 @@ export interface ApiServerOptions {
   bodyLimitBytes?: number;
   /** Add `Secure` to the dashboard cookie (set when the API is served behind TLS). */
   secureCookies?: boolean;
+  /** The live feed at /ws (api/ws.ts): throttle and keepalive settings; `false` serves no WebSocket. */
+  live?: Pick<LiveOptions, 'throttleMs' | 'pingMs' | 'nodesRefreshMs' | 'maxClients' | 'logTail'> | false;
+}
+
+const liveHubs = new WeakMap<Server, LiveHub>();
+
+/** The WebSocket hub serving /ws on an API server (undefined when `live: false`). */
+export function liveHubOf(server: Server): LiveHub | undefined {
+  return liveHubs.get(server);
 }
 
 export const API_PREFIX = '/api/v1';
@@ -629,6 +639,9 @@ export function createApiServer(opts: ApiServerOptions): Server {
       socket.destroy();
     }
   });
+  if (opts.live !== false) {
+    liveHubs.set(server, attachLive(server, { service, tokens, metrics, ...(opts.live ?? {}), log: (m) => log.warn({}, m) }));
+  }
   return server;
 }
 
@@ -667,6 +680,7 @@ export function listenApi(server: Server, addr: string | { host: string; port: n
 
 /** Stops the server and drops open connections (follow streams included). */
 export function closeApi(server: Server): Promise<void> {
+  liveHubs.get(server)?.close();
   return new Promise((resolveClose) => {
     server.close(() => resolveClose());
     server.closeAllConnections();

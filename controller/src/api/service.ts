@@ -67,6 +67,32 @@ export interface LogLine {
   line: string;
 }
 
+/** One change the core announces to its watchers (the dashboard's WebSocket hub, api/ws.ts). */
+export type ChangeEvent = { kind: 'job' | 'profile' | 'log'; job: string } | { kind: 'node'; node: string };
+
+/** What the dashboard's overview needs beyond jobs and nodes: which devices are held, and the queue. */
+export interface Overview {
+  /** Devices held by jobs in Scheduled, Running or Restarting. */
+  allocations: Array<{ node: string; device: number; job: string }>;
+  /** Jobs waiting for devices, in queue order (priority, then age), with why they wait. */
+  queue: Array<{ name: string; priority: number; gpus: number | null; waitingSeconds: number; reason: string; message: string }>;
+}
+
+/** One per-rank step profile (a row of the plan store's profiles), for charts. */
+export interface ProfilePoint {
+  attempt: number;
+  rank: number;
+  stage: number | null;
+  node: string;
+  step: number;
+  loss: number | null;
+  stepSeconds: number;
+  peakMemoryBytes: number | null;
+  tokens: number | null;
+  /** ISO-8601. */
+  at: string;
+}
+
 export interface ControllerService {
   /** Validates and admits a job. Throws MistError BAD_INPUT (the message names the field) or CONFLICT (name exists). */
   submit(job: { text: string; format: 'yaml' | 'json' }): Promise<JobView>;
@@ -92,6 +118,15 @@ export interface ControllerService {
   plans(filter: Record<string, string>): Promise<unknown[]>;
   /** Throws NOT_FOUND. */
   getPlan(id: string): Promise<unknown>;
+  /**
+   * Change feed (optional): calls `listener` when a job's status, events, profiles or logs change, or a node
+   * registers, is lost or recovers. Returns an unsubscribe function. Without it the WebSocket falls back to polling.
+   */
+  watch?(listener: (c: ChangeEvent) => void): () => void;
+  /** Device allocations and the queue (optional; the dashboard's overview). */
+  overview?(): Promise<Overview>;
+  /** Per-rank step profiles of a job, oldest first (optional; the dashboard's charts). Throws NOT_FOUND. */
+  profiles?(name: string): Promise<ProfilePoint[]>;
   /** Readiness for /readyz: store open, NATS connected, leader elected (or standby), … */
   ready(): Promise<{ ready: boolean; reason?: string }>;
 }

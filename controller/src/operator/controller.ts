@@ -40,13 +40,15 @@ import {
   type PlanObservation,
 } from '../domain/lifecycle.js';
 import type { ClusterSlice, Placement, Plan } from '../domain/plan.js';
+import type { JobEvent } from '../domain/conditions.js';
 import { canonicalSlice, eligibleNodes, jobValidationContext, schedulePass, type QueueEntry } from '../scheduler/index.js';
 import { openStore, type PlanFilter, type Store, type StoredPlan } from '../plans/store.js';
 import type { ControllerService, JobDetail, JobView, LogLine, NodeView } from '../api/service.js';
 import { closeApi, createApiServer, listenApi } from '../api/server.js';
 import type { TokenStore } from '../api/auth.js';
 import type { MetricsRegistry } from '../api/metrics.js';
-import { Counter, Gauge } from 'prom-client';
+import { registerControllerMetrics, reportKindLabel, solveStatusLabel, type ControllerMetrics } from './controller-metrics.js';
+import type { ChangeEvent, Overview, ProfilePoint } from '../api/service.js';
 import { AttemptTracker, COLLATERAL_WINDOW_MS, applyReport, applyStatus } from './observations.js';
 import { ADDRESS_LABEL, inventoryFrom } from './inventory.js';
 import { fittedFrom, planJob, planningHardware } from './planner.js';
@@ -79,7 +81,28 @@ export interface ControllerOptions {
   /** HTTP API: address to listen on ("127.0.0.1:0" for a free port); absent = no API server. */
   http?: { addr: string; tokens: TokenStore; metrics: MetricsRegistry; staticDir?: string };
   log?: ControllerLogger;
+  /**
+   * Leader election (docs/operator.md): start as a standby that takes no epoch, reconciles nothing and answers the
+   * API with 503 until `lead()` is called; `stepDown()` stops reconciling. Default false: lead from the start.
+   */
+  standby?: boolean;
 }
+
+/** A change of a job, for the Kubernetes adapter (operator/k8s): the status after a reconcile and its events. */
+export interface JobChange {
+  name: string;
+  /** The persisted status (a copy); absent before the first reconcile. */
+  status?: JobStatus & StatusExtras;
+  /** The lifecycle's events of this reconcile (possibly none). */
+  events: JobEvent[];
+  generation: number;
+  /** The job was deleted by the controller (ttlSecondsAfterFinished). */
+  deleted?: boolean;
+}
+
+/** Where a job came from: REST jobs have none; Kubernetes jobs are tagged in the stored document. */
+export const SOURCE_ANNOTATION = 'mist.io/source';
+export const UID_ANNOTATION = 'mist.io/uid';
 
 /** What the status keeps beyond the lifecycle's fields. */
 interface StatusExtras {
@@ -92,6 +115,8 @@ type StoredStatus = JobStatus & StatusExtras;
 interface Entry {
   name: string;
   version: number;
+  /** metadata.generation of a Kubernetes job (1 for REST jobs). */
+  generation: number;
   createdAt: number;
   doc: MistJob;
   spec: JobSpec;
@@ -107,6 +132,7 @@ interface Entry {
   logs: LogLine[];
   followers: Set<{ rank?: number; onLine: (l: LogLine) => void; onEnd?: () => void }>;
   rate?: number;
+  stepSeconds?: number;
   calibrating: boolean;
   waiters: Array<() => void>;
 }
@@ -166,7 +192,7 @@ export class Controller implements ControllerService {
   private consumer!: ReportConsumer;
   private client!: CommandClient;
   private api: Server | undefined;
-  private readonly queue: WorkQueue;
+  private queue: WorkQueue;
   private readonly jobs = new Map<string, Entry>();
   private readonly planCache = new Map<string, Plan>();
   private readonly cfg: LifecycleConfig;
@@ -178,7 +204,14 @@ export class Controller implements ControllerService {
   private started = false;
   private closing = false;
   private ownStore = false;
-  private metrics?: { jobs: Gauge<'phase'>; reconciles: Counter<'result'> };
+  private leading = false;
+  private queueSpent = false;
+  private readonly listeners = new Set<(c: JobChange) => void>();
+  private metrics?: ControllerMetrics;
+  /** Change-feed listeners (the dashboard's WebSocket hub); see watch(). */
+  private readonly watchers = new Set<(c: ChangeEvent) => void>();
+  /** Jobs whose admission wait was observed (first Running). */
+  private readonly admitted = new Set<string>();
   epoch = 0;
   /** The API's URL once it listens. */
   url: string | undefined;
@@ -202,33 +235,67 @@ export class Controller implements ControllerService {
       this.store = await openStore(this.o.db, { stateDir: this.stateDir });
       this.ownStore = true;
     }
-    this.epoch = await this.store.nextEpoch();
+    if (!this.o.standby) this.epoch = await this.store.nextEpoch();
     const auth: BusAuth = typeof this.o.nats === 'string' || Array.isArray(this.o.nats) ? { servers: this.o.nats } : this.o.nats;
     this.nc = await connectBus(auth);
     const kv = await ensureControlPlane(this.nc);
     this.registry = new AgentRegistry(kv, { lostAfterMs: this.o.lostAfterMs ?? 15_000 });
     this.registry.on((e) => this.onRegistry(e.type, e.node));
     await this.registry.start();
-    this.client = new CommandClient(this.nc, this.epoch, { timeoutMs: 15_000 });
     if (this.o.http) this.registerMetrics(this.o.http.metrics);
-
-    // rebuild from the store (and the agents, for attempts that may be running)
-    for (const rec of await this.store.listJobs()) {
-      const e = this.entryFrom(rec.name, rec.version, rec.createdAt.getTime(), rec.spec as MistJob, rec.status as StoredStatus | null);
-      this.jobs.set(e.name, e);
-    }
-    for (const e of this.jobs.values()) await this.recover(e);
-    this.consumer = new ReportConsumer(this.nc, (r) => this.onReport(r), { log: (m) => this.log.warn(m) });
-    await this.consumer.start();
-    this.queue.start();
-    for (const e of this.jobs.values()) if (!e.status || !isTerminal(e.status.phase) || e.spec.ttlSecondsAfterFinished !== undefined) this.queue.add(e.name);
+    if (!this.o.standby) await this.takeOver();
     if (this.o.http) {
       this.api = createApiServer({ service: this, tokens: this.o.http.tokens, metrics: this.o.http.metrics, ...(this.o.http.staticDir ? { staticDir: this.o.http.staticDir } : {}) });
       const l = await listenApi(this.api, this.o.http.addr);
       this.url = l.url;
     }
     this.started = true;
-    this.log.info(`controller started: epoch ${this.epoch}, store ${this.store.backend} ${this.store.location}, ${this.jobs.size} job(s)${this.url ? `, API ${this.url}` : ''}`);
+    this.log.info(`controller started${this.leading ? `: epoch ${this.epoch}` : ' as a standby'}, store ${this.store.backend} ${this.store.location}, ${this.jobs.size} job(s)${this.url ? `, API ${this.url}` : ''}`);
+  }
+
+  /** True while this controller reconciles (always, without leader election). */
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  /**
+   * Leadership won (operator/k8s/leader.ts): a new epoch from the store — agents refuse the previous leader's
+   * commands from now on — then rebuild every job from the store and the agents and reconcile. Returns the epoch.
+   */
+  async lead(): Promise<number> {
+    if (this.leading || this.closing) return this.epoch;
+    this.epoch = await this.store.nextEpoch();
+    await this.takeOver();
+    this.log.info(`leading with epoch ${this.epoch}: ${this.jobs.size} job(s)`);
+    return this.epoch;
+  }
+
+  /** Leadership lost: stop reconciling at once (nothing more is decided, persisted or sent). */
+  async stepDown(): Promise<void> {
+    if (!this.leading) return;
+    this.leading = false;
+    this.queueSpent = true;
+    await this.queue.stop();
+    await this.consumer?.stop().catch(() => {});
+    this.log.warn(`leadership lost (epoch ${this.epoch}): reconciling stopped`);
+  }
+
+  private async takeOver(): Promise<void> {
+    this.client = new CommandClient(this.nc, this.epoch, { timeoutMs: 15_000 });
+    if (this.queueSpent) this.queue = new WorkQueue((k) => this.reconcile(k), { log: (m) => this.log.warn(m) });
+    // rebuild from the store (and the agents, for attempts that may be running)
+    this.jobs.clear();
+    for (const rec of await this.store.listJobs()) {
+      const doc = rec.spec as MistJob & { metadata: { generation?: number } };
+      const e = this.entryFrom(rec.name, rec.version, rec.createdAt.getTime(), doc, rec.status as StoredStatus | null);
+      this.jobs.set(e.name, e);
+    }
+    this.leading = true;
+    for (const e of this.jobs.values()) await this.recover(e);
+    this.consumer = new ReportConsumer(this.nc, (r) => this.onReport(r), { log: (m) => this.log.warn(m) });
+    await this.consumer.start();
+    this.queue.start();
+    for (const e of this.jobs.values()) if (!e.status || !isTerminal(e.status.phase) || e.spec.ttlSecondsAfterFinished !== undefined) this.queue.add(e.name);
   }
 
   /** Stops serving. Ranks keep running (a new controller adopts them); nothing is lost. */
@@ -236,6 +303,7 @@ export class Controller implements ControllerService {
     if (this.closing) return;
     this.closing = true;
     if (this.api) await closeApi(this.api).catch(() => {});
+    this.leading = false;
     await this.queue.stop();
     await Promise.allSettled([...this.background]);
     for (const e of this.jobs.values()) for (const f of e.followers) f.onEnd?.();
@@ -246,18 +314,25 @@ export class Controller implements ControllerService {
   }
 
   private registerMetrics(m: MetricsRegistry): void {
-    const jobs = new Gauge({
-      name: 'mist_jobs',
-      help: 'Jobs known to the controller, by phase.',
-      labelNames: ['phase'] as const,
-      registers: [m.registry],
-      collect: () => {
-        jobs.reset();
-        for (const e of this.jobs.values()) jobs.inc({ phase: e.status?.phase ?? 'Pending' });
+    this.metrics = registerControllerMetrics(m.registry, {
+      phases: () => [...this.jobs.values()].map((e) => e.status?.phase ?? 'Pending'),
+      queueDepth: () => this.queue.length,
+      agents: () => {
+        const now = Date.now();
+        return this.registry.nodes().map((a) => ({ node: a.node, alive: a.state !== 'lost', heartbeatAgeSeconds: a.heartbeat ? Math.max(0, (now - a.lastSeenMs) / 1000) : null }));
       },
     });
-    const reconciles = new Counter({ name: 'mist_reconcile_total', help: 'Reconciles of jobs, by result.', labelNames: ['result'] as const, registers: [m.registry] });
-    this.metrics = { jobs, reconciles };
+  }
+
+  /** Tells the change-feed listeners that something changed; a listener that throws is ignored. */
+  private changed(c: ChangeEvent): void {
+    for (const w of this.watchers) {
+      try {
+        w(c);
+      } catch {
+        /* a listener's problem */
+      }
+    }
   }
 
   private spawn(p: Promise<unknown>): void {
@@ -268,9 +343,11 @@ export class Controller implements ControllerService {
   private entryFrom(name: string, version: number, createdAt: number, doc: MistJob, status: StoredStatus | null): Entry {
     const extras: StatusExtras = {};
     if (status?.calibration) extras.calibration = status.calibration;
+    const g = (doc.metadata as { generation?: unknown } | undefined)?.generation;
     return {
       name,
       version,
+      generation: typeof g === 'number' && Number.isInteger(g) && g > 0 ? g : 1,
       createdAt,
       doc,
       spec: doc.spec,
@@ -330,6 +407,7 @@ export class Controller implements ControllerService {
   private onRegistry(type: 'registered' | 'lost' | 'recovered', node: string): void {
     if (this.closing) return;
     this.log.info(`node ${node} ${type}`);
+    this.changed({ kind: 'node', node });
     for (const e of this.jobs.values()) {
       const st = e.status;
       if (!st || isTerminal(st.phase)) continue;
@@ -355,6 +433,8 @@ export class Controller implements ControllerService {
     if (!e) return; // a deleted job, or another controller's
     const now = Date.now();
     const b = r.body;
+    if (r.sentAtMs) this.metrics?.reportLag.observe({ kind: reportKindLabel(b.kind) }, Math.max(0, (now - r.sentAtMs) / 1000));
+    if (b.kind === 'stepProfile' || b.kind === 'logTail') queueMicrotask(() => this.changed({ kind: b.kind === 'stepProfile' ? 'profile' : 'log', job: r.job }));
     if (b.kind === 'stepProfile') {
       await this.store.appendProfiles([
         {
@@ -374,6 +454,7 @@ export class Controller implements ControllerService {
         },
       ]);
       if (b.stepSeconds > 0 && b.tokens > 0) e.rate = b.tokens / b.stepSeconds;
+      if (b.stepSeconds > 0) e.stepSeconds = b.stepSeconds;
     } else if (b.kind === 'logTail') {
       for (const line of b.lines) {
         const l: LogLine = { rank: b.rank, stream: b.stream, line };
@@ -398,7 +479,7 @@ export class Controller implements ControllerService {
   // reconcile
 
   private state(e: Entry): JobState {
-    return { name: e.name, generation: 1, createdAt: e.createdAt, spec: e.spec, ...(e.status ? { status: e.status } : {}) };
+    return { name: e.name, generation: e.generation, createdAt: e.createdAt, spec: e.spec, ...(e.status ? { status: e.status } : {}) };
   }
 
   private inventory(except?: string) {
@@ -449,7 +530,9 @@ export class Controller implements ControllerService {
 
   private async reconcile(name: string): Promise<void> {
     const e = this.jobs.get(name);
-    if (!e) return;
+    if (!e || !this.leading) return;
+    const t0 = performance.now();
+    let result = 'error';
     try {
       for (let tries = 0; ; tries++) {
         const now = Date.now();
@@ -475,14 +558,18 @@ export class Controller implements ControllerService {
           }
           e.status = next;
         }
-        this.metrics?.reconciles.inc({ result: changed ? 'changed' : 'unchanged' });
+        result = changed ? 'changed' : 'unchanged';
         for (const ev of d.events) await this.store.appendEvent({ job: name, type: ev.type, reason: ev.reason, message: ev.message, at: new Date(Date.parse(ev.time)) });
+        if (changed || d.events.length) this.emit({ name, ...(e.status ? { status: JSON.parse(JSON.stringify(e.status)) as StoredStatus } : {}), events: d.events, generation: e.generation });
         await this.afterTransition(e, prev, next);
         for (const a of d.actions) await this.execute(e, a);
         if (wakeMs !== undefined) this.queue.add(name, wakeMs);
         return;
       }
     } finally {
+      this.metrics?.reconciles.inc({ result });
+      this.metrics?.reconcileDuration.observe({ result }, (performance.now() - t0) / 1000);
+      if (result !== 'unchanged') this.changed({ kind: 'job', job: name });
       const w = e.waiters;
       e.waiters = [];
       for (const f of w) f();
@@ -492,6 +579,12 @@ export class Controller implements ControllerService {
   /** Attempt bookkeeping, device release and calibration when the phase changed. */
   private async afterTransition(e: Entry, prev: StoredStatus | undefined, next: StoredStatus): Promise<void> {
     if (!prev || prev.phase === next.phase) return;
+    if (next.phase === 'Running' && !this.admitted.has(e.name)) {
+      this.admitted.add(e.name);
+      this.metrics?.admissionWait.observe(Math.max(0, (Date.now() - e.createdAt) / 1000));
+    }
+    if (next.phase === 'Restarting') this.metrics?.restarts.inc({ reason: next.lastFailure?.reason ?? next.reason ?? 'Unknown' });
+    if (isTerminal(next.phase)) this.metrics?.jobsFinished.inc({ phase: next.phase });
     const a = prev.attempt;
     const ended = next.phase === 'Restarting' || next.phase === 'Suspended' || isTerminal(next.phase) || next.attempt !== a;
     if (a > 0 && (prev.phase === 'Scheduled' || prev.phase === 'Running') && ended && !e.finished.has(a)) {
@@ -516,6 +609,7 @@ export class Controller implements ControllerService {
   }
 
   private async execute(e: Entry, a: Action): Promise<void> {
+    if (!this.leading) return;
     switch (a.kind) {
       case 'plan':
         this.startPlanning(e, a);
@@ -532,8 +626,11 @@ export class Controller implements ControllerService {
       case 'delete':
         await this.store.deleteJob(e.name);
         this.jobs.delete(e.name);
+        this.admitted.delete(e.name);
         this.queue.forget(e.name);
+        this.changed({ kind: 'job', job: e.name });
         this.log.info(`job ${e.name} deleted (ttlSecondsAfterFinished)`);
+        this.emit({ name: e.name, events: [], generation: e.generation, deleted: true });
         break;
       case 'requeueAfter':
         this.queue.add(e.name, Math.max(10, Math.ceil(a.seconds * 1000) + 5));
@@ -581,7 +678,12 @@ export class Controller implements ControllerService {
             this.log.warn(`job ${e.name}: calibration of ${this.cluster}/${gpu} not applied: ${(err as Error).message}`);
           }
           const t0 = performance.now();
-          const out = await planJob(e.spec, slice, hw, planId, () => performance.now() / 1000);
+          const out = await planJob(e.spec, slice, hw, planId, () => performance.now() / 1000).catch((err: unknown) => {
+            this.metrics?.tunerSolves.inc({ status: 'error' });
+            throw err;
+          });
+          this.metrics?.tunerSolves.inc({ status: solveStatusLabel(out.plan ? out.record?.status : 'infeasible') });
+          this.metrics?.tunerSolveDuration.observe({ solver: out.record?.solver === 'glpk' ? 'glpk' : 'dp' }, out.record?.seconds ?? (performance.now() - t0) / 1000);
           if (out.plan) {
             const plan: Plan = {
               ...out.plan,
@@ -747,6 +849,143 @@ export class Controller implements ControllerService {
   }
 
   // -------------------------------------------------------------------------------------------------------------
+  // jobs from Kubernetes (operator/k8s/operator.ts): the MistJob is the desired state, the store the job's state
+
+  /** Listens to job changes (status persisted, lifecycle events, TTL deletion). Returns the unsubscribe. */
+  onJob(listener: (c: JobChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(c: JobChange): void {
+    for (const l of this.listeners) {
+      try {
+        l(c);
+      } catch (err) {
+        this.log.warn(`job listener failed: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  private mustLead(): void {
+    if (this.started && !this.leading && !this.closing) {
+      throw new MistError('UNAVAILABLE', 'this controller replica is a standby (it does not hold the leader lease); send requests to the leader — the Service routes only to the ready replica, which is the leader');
+    }
+  }
+
+  /** The source tag of a stored job ('kubernetes' for MistJobs), or undefined for REST jobs. */
+  jobSource(name: string): { source?: string; uid?: string } | undefined {
+    const e = this.jobs.get(name);
+    if (!e) return undefined;
+    const a = e.doc.metadata.annotations ?? {};
+    return { ...(a[SOURCE_ANNOTATION] ? { source: a[SOURCE_ANNOTATION] } : {}), ...(a[UID_ANNOTATION] ? { uid: a[UID_ANNOTATION] } : {}) };
+  }
+
+  /** What the Kubernetes adapter mirrors into a MistJob's status (operator/k8s/status.ts JobFacts). */
+  jobFacts(name: string): { status?: StoredStatus; planSummary: string | null; planSpace: string | null; measuredStepSeconds: number | null; tokensPerSecond: number | null; generation: number } | undefined {
+    const e = this.jobs.get(name);
+    if (!e) return undefined;
+    const st = e.status;
+    const plan = st?.plan ? this.planCache.get(st.plan.id) : undefined;
+    return {
+      ...(st ? { status: JSON.parse(JSON.stringify(st)) as StoredStatus } : {}),
+      planSummary: planSummary(plan),
+      planSpace: plan?.space ?? null,
+      measuredStepSeconds: e.stepSeconds ?? null,
+      tokensPerSecond: e.rate ?? null,
+      generation: e.generation,
+    };
+  }
+
+  /** Names of the jobs that came from Kubernetes. */
+  externalJobs(): string[] {
+    return [...this.jobs.values()].filter((e) => e.doc.metadata.annotations?.[SOURCE_ANNOTATION] === 'kubernetes').map((e) => e.name);
+  }
+
+  /**
+   * Creates or updates a job from a MistJob (validated like a REST submit; BAD_INPUT names the field). A changed
+   * spec (suspend included) is stored with the object's generation and reconciled; an unchanged one only updates
+   * the generation. Returns what happened.
+   */
+  async applyExternal(doc: MistJob, o: { generation: number; uid: string }): Promise<'created' | 'updated' | 'unchanged'> {
+    if (!this.leading) throw new MistError('UNAVAILABLE', 'not the leader');
+    const valid = validateJob(doc, jobValidationContext(this.runtimes));
+    const name = valid.metadata.name;
+    const stored = {
+      ...valid,
+      metadata: { ...valid.metadata, annotations: { ...(valid.metadata.annotations ?? {}), [SOURCE_ANNOTATION]: 'kubernetes', [UID_ANNOTATION]: o.uid }, generation: o.generation },
+    } as MistJob;
+    const e = this.jobs.get(name);
+    if (!e) {
+      const rec = await this.store.createJob({ name, spec: stored, priority: valid.spec.priority, phase: 'Pending', createdAt: new Date() });
+      const ne = this.entryFrom(name, rec.version, rec.createdAt.getTime(), stored, null);
+      this.jobs.set(name, ne);
+      await this.store.appendEvent({ job: name, type: 'Normal', reason: 'Submitted', message: `MistJob ${valid.metadata.namespace ?? ''}/${name} (generation ${o.generation}) accepted`, at: new Date() });
+      this.queue.add(name);
+      return 'created';
+    }
+    if (e.doc.metadata.annotations?.[SOURCE_ANNOTATION] !== 'kubernetes') throw new MistError('CONFLICT', `job "${name}" already exists (submitted through the API)`);
+    const same = JSON.stringify(e.spec) === JSON.stringify(valid.spec);
+    if (same && e.generation === o.generation) return 'unchanged';
+    for (let tries = 0; ; tries++) {
+      try {
+        const rec = await this.store.updateJob(name, e.version, { spec: stored });
+        e.version = rec.version;
+        break;
+      } catch (err) {
+        if (isMistError(err) && err.code === 'CONFLICT' && tries < 5) {
+          const rec = await this.store.getJob(name);
+          if (!rec) throw err;
+          e.version = rec.version;
+          continue;
+        }
+        throw err;
+      }
+    }
+    e.doc = stored;
+    e.spec = stored.spec;
+    e.generation = o.generation;
+    this.queue.add(name);
+    return same ? 'unchanged' : 'updated';
+  }
+
+  /**
+   * Removes a job whose MistJob is being deleted: a running job is cancelled and its ranks stopped first (waiting
+   * at most `timeoutMs` for the agents' confirmation), then the job leaves the store. Returns whether every rank
+   * is known to be stopped.
+   */
+  async removeExternal(name: string, o: { timeoutMs?: number } = {}): Promise<{ stopped: boolean }> {
+    if (!this.leading) throw new MistError('UNAVAILABLE', 'not the leader');
+    const e = this.jobs.get(name);
+    if (!e) return { stopped: true };
+    const deadline = Date.now() + (o.timeoutMs ?? Math.max(10_000, this.cfg.stopTimeoutSeconds * 1000));
+    const ranksGone = () => {
+      const st = e.status;
+      if (!st || st.attempt === 0 || !st.placement) return true;
+      if (e.launching.size > 0) return false;
+      const t = e.trackers.get(st.attempt);
+      if (!t) return st.stopSentFor === st.attempt || !HOLDING.includes(st.phase);
+      return t.observation().stopped || (!HOLDING.includes(st.phase) && st.phase !== 'Restarting' && st.stopSentFor !== st.attempt && t.gone.size >= t.world);
+    };
+    if (e.status && !isTerminal(e.status.phase)) e.cancelRequested = true;
+    let stopped = ranksGone();
+    while (!stopped && Date.now() < deadline && this.leading) {
+      await this.reconciled(e);
+      const st = e.status;
+      if (st && st.attempt > 0 && st.stopSentFor !== st.attempt && !ranksGone()) this.startStop(e, { kind: 'stop', attempt: st.attempt, reason: 'Deleted' });
+      stopped = ranksGone();
+      if (!stopped) await new Promise((r) => setTimeout(r, 100));
+    }
+    if (!this.leading) throw new MistError('UNAVAILABLE', 'leadership lost while deleting');
+    await this.store.deleteJob(name);
+    this.jobs.delete(name);
+    this.queue.forget(name);
+    this.wakeQueued();
+    this.log.info(`job ${name} deleted (MistJob deleted${stopped ? '' : '; ranks not confirmed stopped'})`);
+    return { stopped };
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
   // ControllerService
 
   private entry(name: string): Entry {
@@ -766,11 +1005,23 @@ export class Controller implements ControllerService {
       planSummary: planSummary(plan),
       step: st?.progress?.step ?? null,
       tokensPerSecond: st && HOLDING.includes(st.phase) ? (e.rate ?? null) : null,
+      ...this.liveFigures(e, plan),
       restarts: st?.restartCount ?? 0,
       createdAt: new Date(e.createdAt).toISOString(),
       message: st?.message ?? null,
       reason: st?.reason ?? null,
     };
+  }
+
+  /** Measured MFU and the ETA of a running job, scaled from the plan's prediction by the measured token rate. */
+  private liveFigures(e: Entry, plan: Plan | undefined): { mfu: number | null; etaSeconds: number | null; totalSteps: number } {
+    const st = e.status;
+    const pred = plan?.predicted;
+    const rate = st && HOLDING.includes(st.phase) ? e.rate : undefined;
+    if (!rate || !pred || !(pred.tokensPerSecond > 0)) return { mfu: null, etaSeconds: null, totalSteps: e.spec.training.steps };
+    const tokensPerStep = pred.tokensPerSecond * pred.iterationSeconds;
+    const left = st?.progress ? Math.max(0, st.progress.totalSteps - st.progress.step) : e.spec.training.steps;
+    return { mfu: (pred.mfu * rate) / pred.tokensPerSecond, etaSeconds: (left * tokensPerStep) / rate, totalSteps: e.spec.training.steps };
   }
 
   /** Resolves after the job's next reconcile. */
@@ -782,6 +1033,7 @@ export class Controller implements ControllerService {
   }
 
   async submit(job: { text: string; format: 'yaml' | 'json' }): Promise<JobView> {
+    this.mustLead();
     const doc = parseJobFile(job.text, job.format, 'body');
     const valid = validateJob(doc, jobValidationContext(this.runtimes));
     const name = valid.metadata.name;
@@ -789,12 +1041,15 @@ export class Controller implements ControllerService {
     const rec = await this.store.createJob({ name, spec: valid, priority: valid.spec.priority, phase: 'Pending', createdAt: new Date() });
     const e = this.entryFrom(name, rec.version, rec.createdAt.getTime(), valid, null);
     this.jobs.set(name, e);
+    this.metrics?.jobsCreated.inc();
+    this.changed({ kind: 'job', job: name });
     await this.store.appendEvent({ job: name, type: 'Normal', reason: 'Submitted', message: `job accepted: ${valid.spec.resources.gpus.min === valid.spec.resources.gpus.max ? valid.spec.resources.gpus.max : `${valid.spec.resources.gpus.min}–${valid.spec.resources.gpus.max}`} × ${valid.spec.resources.gpuType}, runtime ${valid.spec.runtime}`, at: new Date() });
     this.queue.add(name);
     return this.view(e);
   }
 
   async listJobs(filter?: { phase?: string }): Promise<JobView[]> {
+    this.mustLead();
     return [...this.jobs.values()]
       .filter((e) => !filter?.phase || (e.status?.phase ?? 'Pending') === filter.phase)
       .sort((a, b) => a.createdAt - b.createdAt || (a.name < b.name ? -1 : 1))
@@ -802,6 +1057,7 @@ export class Controller implements ControllerService {
   }
 
   async getJob(name: string): Promise<JobDetail> {
+    this.mustLead();
     const e = this.entry(name);
     const st = e.status;
     const planId = st?.plan?.id;
@@ -829,6 +1085,7 @@ export class Controller implements ControllerService {
   }
 
   async cancel(name: string): Promise<JobView> {
+    this.mustLead();
     const e = this.entry(name);
     if (e.status && isTerminal(e.status.phase)) return this.view(e);
     e.cancelRequested = true;
@@ -837,6 +1094,7 @@ export class Controller implements ControllerService {
   }
 
   async logs(name: string, opts: { rank?: number; tailLines?: number }): Promise<{ lines: LogLine[] }> {
+    this.mustLead();
     const e = this.entry(name);
     let lines = opts.rank === undefined ? e.logs : e.logs.filter((l) => l.rank === opts.rank);
     if (opts.tailLines !== undefined) lines = lines.slice(Math.max(0, lines.length - opts.tailLines));
@@ -844,6 +1102,7 @@ export class Controller implements ControllerService {
   }
 
   followLogs(name: string, opts: { rank?: number }, onLine: (l: LogLine) => void, onEnd?: () => void): () => void {
+    this.mustLead();
     const e = this.entry(name);
     if (e.status && isTerminal(e.status.phase)) {
       queueMicrotask(() => onEnd?.());
@@ -855,6 +1114,7 @@ export class Controller implements ControllerService {
   }
 
   async nodes(): Promise<NodeView[]> {
+    this.mustLead();
     const now = Date.now();
     return this.registry.nodes().map((a) => ({
       name: a.node,
@@ -866,6 +1126,7 @@ export class Controller implements ControllerService {
   }
 
   async plans(filter: Record<string, string>): Promise<unknown[]> {
+    this.mustLead();
     const f: PlanFilter = {};
     if (filter.model) f.model = filter.model;
     if (filter.gpu) f.gpu = filter.gpu;
@@ -881,15 +1142,60 @@ export class Controller implements ControllerService {
   }
 
   async getPlan(id: string): Promise<unknown> {
+    this.mustLead();
     const p: StoredPlan | null = await this.store.getPlan(id);
     if (!p) throw new MistError('NOT_FOUND', `plan "${id}" does not exist`);
     const record = p.hasRecord ? await this.store.getDecisionRecord(id) : null;
     return { ...p, createdAt: p.createdAt.toISOString(), record };
   }
 
+  watch(listener: (c: ChangeEvent) => void): () => void {
+    this.watchers.add(listener);
+    return () => this.watchers.delete(listener);
+  }
+
+  async overview(): Promise<Overview> {
+    const now = Date.now();
+    const allocations: Overview['allocations'] = [];
+    for (const x of this.jobs.values()) {
+      const st = x.status;
+      if (!st?.placement || !HOLDING.includes(st.phase)) continue;
+      for (const p of st.placement) allocations.push({ node: p.node, device: p.device, job: x.name });
+    }
+    const queue = [...this.jobs.values()]
+      .filter((x) => x.status?.phase === 'Pending' || x.status?.phase === 'Planning')
+      .sort((a, b) => b.spec.priority - a.spec.priority || a.createdAt - b.createdAt)
+      .map((x) => ({
+        name: x.name,
+        priority: x.spec.priority,
+        gpus: x.status?.plan?.gpus ?? null,
+        waitingSeconds: Math.max(0, (now - (x.status?.queued?.since ?? x.createdAt)) / 1000),
+        reason: x.status?.reason ?? 'Created',
+        message: x.status?.message ?? '',
+      }));
+    return { allocations, queue };
+  }
+
+  async profiles(name: string): Promise<ProfilePoint[]> {
+    this.entry(name);
+    return (await this.store.listProfiles(name)).map((p) => ({
+      attempt: p.attempt,
+      rank: p.rank,
+      stage: p.stage ?? null,
+      node: p.node,
+      step: p.step,
+      loss: p.loss ?? null,
+      stepSeconds: p.stepSeconds,
+      peakMemoryBytes: p.peakMemoryBytes ?? null,
+      tokens: p.tokens ?? null,
+      at: p.at.toISOString(),
+    }));
+  }
+
   async ready(): Promise<{ ready: boolean; reason?: string }> {
     if (!this.started) return { ready: false, reason: 'starting' };
     if (this.closing) return { ready: false, reason: 'shutting down' };
+    if (!this.leading) return { ready: false, reason: 'standby: another replica holds the leader lease' };
     if (this.nc.isClosed()) return { ready: false, reason: 'NATS connection closed' };
     return { ready: true };
   }

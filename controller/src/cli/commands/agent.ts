@@ -44,6 +44,7 @@ export function registerAgent(program: Command, summary: string): void {
     .option('--heartbeat-seconds <s>', 'heartbeat period', '5')
     .option('--label <k=v...>', 'node labels announced in the registry')
     .option('--stop-ranks-on-exit', 'stop running ranks when the agent stops (default: leave them running)')
+    .option('--json', 'once connected, print one JSON document {node, devices, runtimes} on stdout (logs stay on stderr)')
     .action(async (opts: AgentCliOptions) => {
       const url = opts.nats ?? process.env.MIST_NATS_URL;
       if (!url) throw badInput('--nats', 'missing', 'give a URL such as nats://127.0.0.1:4222 or set MIST_NATS_URL');
@@ -78,6 +79,7 @@ export function registerAgent(program: Command, summary: string): void {
         labels,
       });
       await agent.start();
+      if ((opts as { json?: boolean }).json) process.stdout.write(JSON.stringify({ node: opts.node, devices, runtimes: Object.keys(runtimes) }) + '\n');
       await new Promise<void>((done) => {
         const onSignal = (sig: string) => {
           process.stderr.write(`[mist-agent ${opts.node}] ${sig}: shutting down${opts.stopRanksOnExit ? ' and stopping ranks' : '; ranks keep running'}\n`);

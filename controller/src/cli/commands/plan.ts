@@ -16,6 +16,7 @@ import { tune, type DecisionRecord, type TuneProgress } from '../../tuner/search
 import { parsePins, SPACE_NAMES, type SpaceName } from '../../tuner/space.js';
 import { choiceFlag, intFlag, jsonOrName, required } from '../flags.js';
 import { printJson } from '../output.js';
+import { progressBar } from '../progress.js';
 import { formatPrediction } from '../format.js';
 
 type ModelInput = Parameters<typeof resolveModel>[0];
@@ -84,19 +85,10 @@ async function loadSolver(name: string): Promise<Solver> {
   return new mod.GlpkSolver();
 }
 
-function progressReporter(): (p: TuneProgress) => void {
-  const tty = Boolean(process.stderr.isTTY);
-  let last = 0;
-  return (p) => {
-    const now = performance.now();
-    const end = p.done === p.total;
-    if (!tty && !end && now - last < 2000) return;
-    if (!tty && end) return;
-    last = now;
-    const line = `searching ${p.phase}: ${p.done}/${p.total} shapes`;
-    if (tty) process.stderr.write(`\r${line}\x1b[K${end ? '' : ''}`);
-    else process.stderr.write(line + '\n');
-  };
+/** Tuning progress on stderr: a bar of shapes searched (terminal) or a line every 2 s (otherwise). */
+function progressReporter(): { onProgress: (p: TuneProgress) => void; stop(): void } {
+  const bar = progressBar('tuning', { unit: 'shapes' });
+  return { onProgress: (p) => bar.update(p.done, p.total, p.phase), stop: () => bar.stop() };
 }
 
 async function runPlan(opts: PlanOptions): Promise<void> {
@@ -123,12 +115,12 @@ async function runPlan(opts: PlanOptions): Promise<void> {
     timeBudgetSeconds: opts.timeBudget === undefined ? undefined : intFlag('--time-budget', opts.timeBudget, { min: 1 }),
   };
   const solver = await loadSolver(solverName);
-  const tty = Boolean(process.stderr.isTTY);
+  const reporter = progressReporter();
   let result;
   try {
-    result = await tune(request, { solver, now: () => performance.now() / 1000, onProgress: progressReporter() });
+    result = await tune(request, { solver, now: () => performance.now() / 1000, onProgress: reporter.onProgress });
   } finally {
-    if (tty) process.stderr.write('\r\x1b[K');
+    reporter.stop();
     await solver.close?.();
   }
   if (opts.explain) writeFileSync(opts.explain, JSON.stringify(result.record, null, 2) + '\n');

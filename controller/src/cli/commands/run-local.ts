@@ -16,6 +16,7 @@ import { validatePlan } from '../../tuner/predict.js';
 import { findPython, referenceRuntimeScript, RankFailedError, runRanks, type RankLine } from '../../local/ranks.js';
 import { intFlag, readJsonArg, required } from '../flags.js';
 import { printJson } from '../output.js';
+import { progressBar, stderrIsTty } from '../progress.js';
 
 interface RunLocalOptions {
   plan?: string;
@@ -65,11 +66,6 @@ export function mergeStepLines(lines: Array<Record<string, unknown>>): StepResul
   }
   stages.sort((a, b) => a.stage - b.stage);
   return { step: num(lines[0]?.step), loss, stepSeconds, peakMemoryBytes: peak, tokens, stages };
-}
-
-function bar(done: number, total: number, width = 24): string {
-  const f = total > 0 ? Math.min(width, Math.round((done / total) * width)) : 0;
-  return `[${'#'.repeat(f)}${'.'.repeat(width - f)}]`;
 }
 
 export function registerRunLocal(program: Command, summary: string): void {
@@ -124,7 +120,8 @@ export function registerRunLocal(program: Command, summary: string): void {
       const results: StepResult[] = [];
       let startStep = 0;
       const pp = plan.stages.length;
-      const tty = Boolean(process.stderr.isTTY);
+      const tty = stderrIsTty();
+      const bar = progressBar('training', { unit: 'steps', everyMs: 0 });
       const onLine = (l: RankLine): void => {
         const j = l.json;
         if (!j || typeof j.mist !== 'string') {
@@ -140,14 +137,13 @@ export function registerRunLocal(program: Command, summary: string): void {
           const r = mergeStepLines(list);
           byStep.delete(j.step);
           results.push(r);
-          const msg = `${bar(r.step, steps)} step ${r.step}/${steps} loss ${r.loss === null ? '-' : r.loss.toFixed(4)} ${r.stepSeconds.toFixed(2)} s/step`;
-          process.stderr.write(tty ? `\r${msg}` : `${msg}\n`);
+          bar.update(r.step, steps, `loss ${r.loss === null ? '-' : r.loss.toFixed(4)} ${r.stepSeconds.toFixed(2)} s/step`);
         }
       };
       try {
         await runRanks({ python: findPython(), script: referenceRuntimeScript(), args, world, onLine });
       } catch (e) {
-        if (tty) process.stderr.write('\n');
+        bar.stop();
         if (e instanceof RankFailedError) {
           const setup = e.stderrTail.some((t) => /No module named ['"]?torch/.test(t));
           if (setup) throw new MistError('SETUP_MISSING', `the reference runtime needs PyTorch: install python3-torch (apt-get install python3-torch) or set MIST_PYTHON to a python with torch (${e.message})`);
@@ -157,7 +153,7 @@ export function registerRunLocal(program: Command, summary: string): void {
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
-      if (tty) process.stderr.write('\n');
+      bar.stop(tty && results.length ? `trained ${results.length} steps to step ${steps}` : undefined);
       results.sort((a, b) => a.step - b.step);
       const out = {
         plan: plan.id,

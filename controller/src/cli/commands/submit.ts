@@ -10,6 +10,7 @@ import { MistError, badInput } from '../../../../protocol/src/errors.js';
 import { isTerminalPhase, type JobDetail, type JobView } from '../../api/service.js';
 import { clientFrom, dash, formatRate, withClientOptions, type ApiClient, type ClientFlags } from '../client.js';
 import { printJson, progress } from '../output.js';
+import { progressBar, stderrIsTty } from '../progress.js';
 
 interface SubmitOptions extends ClientFlags {
   wait?: boolean;
@@ -51,6 +52,8 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export async function waitForJob(client: ApiClient, name: string, intervalMs: number): Promise<JobDetail> {
   let last = '';
   let failures = 0;
+  // a terminal gets a bar of steps; logs and pipes get one line per change
+  const bar = stderrIsTty() ? progressBar(`job/${name}`, { unit: 'steps' }) : undefined;
   for (;;) {
     let job: JobDetail;
     try {
@@ -66,9 +69,15 @@ export async function waitForJob(client: ApiClient, name: string, intervalMs: nu
       throw e;
     }
     const line = progressLine(job);
-    if (line !== last) progress(line);
+    if (bar) {
+      const total = typeof job.totalSteps === 'number' ? job.totalSteps : Math.max(1, job.step ?? 0);
+      bar.update(job.step ?? 0, total, `${job.phase}${typeof job.tokensPerSecond === 'number' ? ` · ${formatRate(job.tokensPerSecond)} tokens/s` : ''}${job.restarts > 0 ? ` · restarts ${job.restarts}` : ''}`);
+    } else if (line !== last) progress(line);
     last = line;
-    if (isTerminalPhase(job.phase)) return job;
+    if (isTerminalPhase(job.phase)) {
+      bar?.stop(line);
+      return job;
+    }
     await sleep(intervalMs);
   }
 }

@@ -11,12 +11,13 @@
  */
 import type { Command } from 'commander';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MistError, badInput } from '../../../../protocol/src/errors.js';
 import { TokenStore, defaultTokenFile, ensureTokenFile } from '../../api/auth.js';
 import { createMetrics } from '../../api/metrics.js';
+import { dashboardDir } from '../../api/dashboard-dir.js';
 import { isTerminalPhase } from '../../api/service.js';
 import { Controller } from '../../operator/controller.js';
 import { freePort, referenceRuntimeScript } from '../../local/ranks.js';
@@ -30,6 +31,8 @@ interface UpOptions {
   agents: string;
   devicesPerAgent: string;
   steps?: string;
+  summaryFile?: string;
+  json?: boolean;
 }
 
 const NATS_SERVER = process.env.MIST_NATS_SERVER ?? '/usr/sbin/nats-server';
@@ -166,11 +169,14 @@ export function registerUp(program: Command, summary: string): void {
     .option('--devices-per-agent <n>', 'CPU devices per agent', '2')
     .option('--once', 'with --demo: exit when the demo jobs end and print one JSON summary on stdout', false)
     .option('--steps <k>', 'training steps of each demo job', '30')
+    .option('--summary-file <file>', 'with --demo: write the JSON summary (the one --once prints) to FILE when the demo jobs end, and keep serving')
+    .option('--json', 'stdout is one JSON document: the --once summary, or {dashboard, api, stateDir} once serving; the Dashboard line goes to stderr')
     .action(async (opts: UpOptions) => {
       const agents = intFlag('--agents', opts.agents, { min: 1, max: 64 });
       const perAgent = intFlag('--devices-per-agent', opts.devicesPerAgent, { min: 1, max: 64 });
       const steps = intFlag('--steps', opts.steps ?? '30', { min: 8, max: 100_000 });
       if (opts.once && !opts.demo) throw badInput('--once', 'only makes sense with --demo');
+      if (opts.summaryFile && !opts.demo) throw badInput('--summary-file', 'only makes sense with --demo');
       const stateDir = resolve(process.env.MIST_STATE_DIR?.trim() || '.mist');
       mkdirSync(stateDir, { recursive: true });
       const say = (m: string) => process.stderr.write(`[mist up] ${m}\n`);
@@ -217,7 +223,7 @@ export function registerUp(program: Command, summary: string): void {
             runtimes: ['reference'],
             lostAfterMs: 10_000,
             stopGraceSeconds: 3,
-            http: { addr, tokens: TokenStore.fromFile(tokenFile), metrics: createMetrics({ version: mistVersion() }) },
+            http: { addr, tokens: TokenStore.fromFile(tokenFile), metrics: createMetrics({ version: mistVersion() }), ...(dashboardDir() ? { staticDir: dashboardDir() } : {}) },
             log: stderrLogger('[mist-controller]'),
           });
         controller = mk(httpAddr);
@@ -232,8 +238,9 @@ export function registerUp(program: Command, summary: string): void {
         }
         const port = new URL(controller.url!).port;
         const dashboard = `Dashboard: http://127.0.0.1:${port}/?token=${adminToken}`;
-        if (opts.once) process.stderr.write(dashboard + '\n');
+        if (opts.once || opts.json) process.stderr.write(dashboard + '\n');
         else process.stdout.write(dashboard + '\n');
+        if (opts.json && !opts.once) process.stdout.write(JSON.stringify({ dashboard: dashboard.slice('Dashboard: '.length), api: controller.url, stateDir }) + '\n');
 
         for (let i = 1; i <= agents; i++) {
           const node = `local-${i}`;
@@ -281,6 +288,12 @@ export function registerUp(program: Command, summary: string): void {
             const r = rows[rows.length - 1]!;
             const pct = (x: number | null) => (x === null ? '-' : `${(100 * x).toFixed(1)}%`);
             say(`${j.name}: ${r.phase}; measured ${r.measuredStepSeconds?.toFixed(4) ?? '-'} s/step, predicted ${r.predictedStepSeconds?.toFixed(4) ?? '-'}; held-out error ${pct(r.predictionErrorBefore)} with the catalog, ${pct(r.predictionErrorAfter)} calibrated`);
+          }
+          if (opts.summaryFile) {
+            const file = resolve(opts.summaryFile);
+            writeFileSync(`${file}.tmp`, JSON.stringify({ jobs: rows }) + '\n');
+            renameSync(`${file}.tmp`, file);
+            say(`summary written to ${file}`);
           }
           if (opts.once) {
             await shutdown();
