@@ -14,8 +14,7 @@
  * - offload      speed of the PCIe host links: h2d and d2h bandwidth × offload, latency ÷ offload.
  * - overheadSeconds  iterationOverheadSeconds itself (seconds, ≥ 0).
  */
-import { badInput } from '../../../protocol/src/errors.js';
-import { validateHardware, type HardwareOverrides } from '../tuner/hardware.js';
+import { withOverrides, type HardwareOverrides } from '../tuner/hardware.js';
 import type { HardwareParams, LinkParams } from '../tuner/hardware-types.js';
 
 export const PARAM_NAMES = ['compute', 'layerFixed', 'collective', 'offload', 'overheadSeconds'] as const;
@@ -62,54 +61,9 @@ export function overridesFor(base: HardwareParams, s: Scales, which: readonly Ca
   return out;
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
-function clone<T>(v: T): T {
-  if (Array.isArray(v)) return v.map(clone) as T;
-  if (isPlainObject(v)) {
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) out[k] = clone(x);
-    return out as T;
-  }
-  return v;
-}
-
-const LAYOUT_KEY = /^[1248]x[1248]$/;
-
-/** hardwareFor's deep merge (tuner/hardware.ts), applied to any base: objects merge, arrays and numbers replace. */
-function merge(base: Record<string, unknown>, patch: Record<string, unknown>, path: string): void {
-  for (const [key, value] of Object.entries(patch)) {
-    if (value === undefined) continue;
-    const field = `${path}.${key}`;
-    if (!(key in base)) {
-      if (path === 'calibration.params.collective' && LAYOUT_KEY.test(key) && key !== '1x1') base[key] = { bandwidth: NaN, latency: 0 };
-      else throw badInput(field, 'unknown field', `valid: ${Object.keys(base).join(', ')}`);
-    }
-    const current = base[key];
-    if (isPlainObject(current)) {
-      if (!isPlainObject(value)) throw badInput(field, `expected an object, got ${JSON.stringify(value)}`);
-      merge(current, value, field);
-    } else if (Array.isArray(current)) {
-      if (!Array.isArray(value)) throw badInput(field, `expected an array, got ${JSON.stringify(value)}`);
-      base[key] = [...(value as unknown[])];
-    } else {
-      if (typeof value !== typeof current) throw badInput(field, `expected a ${typeof current}, got ${JSON.stringify(value)}`);
-      base[key] = value;
-    }
-  }
-}
-
-/** A fresh copy of `base` with `overrides` deep-merged in and the result validated (validateHardware). */
+/** A fresh copy of `base` with `overrides` deep-merged in and the result validated (tuner's withOverrides). */
 export function applyOverrides(base: HardwareParams, overrides: HardwareOverrides | undefined): HardwareParams {
-  const hw = clone(base) as HardwareParams;
-  if (overrides !== undefined) {
-    if (!isPlainObject(overrides)) throw badInput('calibration.params', 'must be an object');
-    merge(hw as unknown as Record<string, unknown>, overrides as Record<string, unknown>, 'calibration.params');
-  }
-  validateHardware(hw);
-  return hw;
+  return withOverrides(base, overrides, 'calibration.params');
 }
 
 /** `base` with every parameter applied (all groups). */

@@ -395,12 +395,15 @@ function clone<T>(v: T): T {
 
 const LAYOUT_KEY = /^[1248]x[1248]$/;
 
-/** Merges `patch` into `base` (a fresh clone), refusing fields the base does not have. */
-function merge(base: Record<string, unknown>, patch: Record<string, unknown>, path: string): void {
+/**
+ * Merges `patch` into `base` (a fresh clone), refusing fields the base does not have: objects merge, arrays and
+ * numbers replace. `root` names the whole object in error messages; `<root>.collective` may gain new layouts.
+ */
+function merge(base: Record<string, unknown>, patch: Record<string, unknown>, path: string, root: string): void {
   for (const [key, value] of Object.entries(patch)) {
     const field = `${path}.${key}`;
     if (value === undefined) continue;
-    const isLayout = path === 'hardware.collective';
+    const isLayout = path === `${root}.collective`;
     if (!(key in base)) {
       if (isLayout && LAYOUT_KEY.test(key) && key !== '1x1') {
         base[key] = { bandwidth: NaN, latency: 0 };
@@ -412,7 +415,7 @@ function merge(base: Record<string, unknown>, patch: Record<string, unknown>, pa
     const current = base[key];
     if (isPlainObject(current)) {
       if (!isPlainObject(value)) throw badInput(field, `expected an object, got ${JSON.stringify(value)}`);
-      merge(current, value, field);
+      merge(current, value, field, root);
     } else if (Array.isArray(current)) {
       if (!Array.isArray(value)) throw badInput(field, `expected an array, got ${JSON.stringify(value)}`);
       base[key] = [...value];
@@ -479,10 +482,19 @@ export function hardwareFor(name: string, overrides?: HardwareOverrides): Hardwa
   if (!Object.prototype.hasOwnProperty.call(CATALOG, name)) {
     throw badInput('gpu', `unknown GPU type "${name}"`, `valid: ${GPU_TYPES.join(', ')}`);
   }
-  const hw = clone(CATALOG[name as GpuType]) as HardwareParams;
+  return withOverrides(CATALOG[name as GpuType], overrides, 'hardware');
+}
+
+/**
+ * A fresh copy of `base` with `overrides` deep-merged in (objects merge, arrays and numbers replace; unknown fields
+ * refused) and the result validated. hardwareFor applies it to a catalog entry; calibration to any base.
+ * `root` names the object in error messages (e.g. `calibration.params.gemm.maxEfficiency: …`).
+ */
+export function withOverrides(base: HardwareParams, overrides: HardwareOverrides | undefined, root = 'hardware'): HardwareParams {
+  const hw = clone(base) as HardwareParams;
   if (overrides !== undefined) {
-    if (!isPlainObject(overrides)) throw badInput('hardware', 'overrides must be an object');
-    merge(hw as unknown as Record<string, unknown>, overrides as Record<string, unknown>, 'hardware');
+    if (!isPlainObject(overrides)) throw badInput(root, 'overrides must be an object');
+    merge(hw as unknown as Record<string, unknown>, overrides as Record<string, unknown>, root, root);
   }
   validateHardware(hw);
   return hw;
