@@ -20,8 +20,6 @@ export const OPERATOR_RBAC_RULES: readonly PolicyRule[] = [
   { apiGroups: ['mist.io'], resources: ['mistjobs'], verbs: ['get', 'list', 'watch', 'patch', 'delete'] },
   // status writes: a merge patch of /status carrying the resourceVersion
   { apiGroups: ['mist.io'], resources: ['mistjobs/status'], verbs: ['patch'] },
-  // setting the mist.io/stop-ranks finalizer where OwnerReferencesPermissionEnforcement is on
-  { apiGroups: ['mist.io'], resources: ['mistjobs/finalizers'], verbs: ['update'] },
   // one core/v1 Event per transition
   { apiGroups: [''], resources: ['events'], verbs: ['create'] },
   // leader election on a coordination.k8s.io/v1 Lease: read, create when missing, replace with its resourceVersion
