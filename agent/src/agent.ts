@@ -14,7 +14,7 @@ import { decodeCommand, encodeHeartbeat, encodeHello, encodeReply } from '../../
 import { isMistError, MistError } from '../../protocol/src/errors.js';
 import { AGENTS_BUCKET, agentCommandSubject, agentHeartbeatKey, agentHelloKey, safeToken } from '../../protocol/src/subjects.js';
 import type { Command, CommandReply, Device, ReportBody } from '../../protocol/src/types.js';
-import { readJson, writeJsonDurable } from './fsutil.js';
+import { readJson, removeFilesOlderThan, writeJsonDurable } from './fsutil.js';
 import { isAlive, procStartTime } from './proc.js';
 import { natsConnectOptions, type NatsAuth } from './nats.js';
 import { Outbox } from './outbox.js';
@@ -39,8 +39,20 @@ export interface AgentOptions {
   /** Supervision period (tail, exit checks) in ms. */
   tickMs?: number;
   logCapBytes?: number;
+  /**
+   * How long the records of finished work are kept: stored command replies (the idempotency cache) and the
+   * directories (record and logs) of exited ranks. Default 7 days; 0 keeps everything.
+   */
+  retentionSeconds?: number;
+  /** Wall clock in ms (tests inject one); default Date.now. */
+  now?: () => number;
   log?: (msg: string) => void;
 }
+
+/** Default retention of finished work in the state dir (AgentOptions.retentionSeconds). */
+export const DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600;
+/** How often the agent looks for expired records. */
+const HOUSEKEEPING_MS = 3600_000;
 
 export interface AgentStats {
   commands: number;
@@ -67,6 +79,7 @@ export class Agent {
   private runner!: Runner;
   private hbTimer: NodeJS.Timeout | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
+  private housekeepingTimer: NodeJS.Timeout | undefined;
   private hbSeq = 0;
   private highestEpoch = 0;
   private readonly inflight = new Map<string, Promise<Uint8Array>>();
@@ -131,6 +144,7 @@ export class Agent {
       message: `agent ${AGENT_VERSION} started: ${rec.adopted} rank(s) adopted, ${rec.ended} ended while away, ${rec.lost} lost`,
     });
     this.log(`recovered state: adopted ${rec.adopted}, ended ${rec.ended}, lost ${rec.lost}`);
+    this.housekeep();
 
     this.nc = await connect({ ...natsConnectOptions({ name: `mist-agent-${this.o.node}`, inboxPrefix: agentInboxPrefix(this.o.node), ...this.o.nats }) });
     this.js = jetstream(this.nc);
@@ -147,6 +161,8 @@ export class Agent {
     const hbMs = (this.o.heartbeatSeconds ?? 5) * 1000;
     this.hbTimer = setInterval(() => void this.heartbeat(false), hbMs);
     this.tickTimer = setInterval(() => this.safeTick(), this.o.tickMs ?? 250);
+    this.housekeepingTimer = setInterval(() => this.housekeep(), HOUSEKEEPING_MS);
+    this.housekeepingTimer.unref();
     this.log(`ready: node ${this.o.node}, ${this.o.devices.length} device(s), commands on ${agentCommandSubject(this.o.node)}`);
   }
 
@@ -160,6 +176,24 @@ export class Agent {
       } else if (s.type === 'disconnect') {
         this.log('disconnected from NATS; spooling reports');
       }
+    }
+  }
+
+  /**
+   * Removes records of finished work older than the retention: stored command replies (a controller retries a
+   * command for seconds, never for days) and exited ranks' directories. Never throws; returns what it removed.
+   */
+  housekeep(): { commands: number; ranks: number } {
+    const retention = this.o.retentionSeconds ?? DEFAULT_RETENTION_SECONDS;
+    if (!(retention > 0)) return { commands: 0, ranks: 0 };
+    const cutoff = (this.o.now ?? Date.now)() - retention * 1000;
+    try {
+      const out = { commands: removeFilesOlderThan(join(this.o.stateDir, 'commands'), cutoff), ranks: this.runner.prune(cutoff) };
+      if (out.commands || out.ranks) this.log(`housekeeping: removed ${out.commands} stored command repl${out.commands === 1 ? 'y' : 'ies'} and ${out.ranks} exited rank director${out.ranks === 1 ? 'y' : 'ies'} older than ${retention} s`);
+      return out;
+    } catch (e) {
+      this.log(`housekeeping failed (will retry): ${(e as Error).message}`);
+      return { commands: 0, ranks: 0 };
     }
   }
 
@@ -306,6 +340,7 @@ export class Agent {
       this.runner.tick();
     }
     clearInterval(this.tickTimer);
+    clearInterval(this.housekeepingTimer);
     this.sub?.unsubscribe();
     await this.outbox.drained(opts.drainMs ?? 3000);
     this.outbox.close();

@@ -1,6 +1,6 @@
 /** Durable file helpers: atomic replace (write, fsync, rename, fsync dir) and JSON reads that tolerate absence. */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 /** Replaces `path` atomically and durably with `data` (mode 0600 by default). */
 export function writeFileDurable(path: string, data: string | Uint8Array, mode = 0o600): void {
@@ -46,4 +46,27 @@ export function readJson<T>(path: string): T | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Deletes the plain files of `dir` last written before `cutoffMs`; returns how many. A missing dir is empty. */
+export function removeFilesOlderThan(dir: string, cutoffMs: number): number {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const name of names) {
+    const path = join(dir, name);
+    try {
+      const st = statSync(path);
+      if (!st.isFile() || st.mtimeMs >= cutoffMs) continue;
+      rmSync(path, { force: true });
+      removed++;
+    } catch {
+      /* removed concurrently */
+    }
+  }
+  return removed;
 }

@@ -12,7 +12,7 @@
  *     rank-<r>/stdout.log, stderr.log
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readSync, readdirSync, statSync, truncateSync, appendFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readSync, readdirSync, rmSync, statSync, truncateSync, appendFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MistError } from '../../protocol/src/errors.js';
@@ -105,6 +105,37 @@ export class Runner {
 
   runningJobs(): string[] {
     return [...new Set([...this.active.values()].map((a) => a.rec.job))];
+  }
+
+  /**
+   * Deletes the directories (record, logs) of ranks that exited before `cutoffMs` (by the record's last write,
+   * which is its exit), then attempt and job directories left without ranks. Only ranks whose exit report has
+   * already gone to the outbox are touched; running ranks and their attempts never are. Returns the ranks removed.
+   */
+  prune(cutoffMs: number): number {
+    let removed = 0;
+    const attempts = new Set<string>();
+    for (const [k, rec] of this.done) {
+      const dir = join(this.jobDir(rec.job, rec.attempt), `rank-${rec.rank}`);
+      let mtimeMs: number;
+      try {
+        mtimeMs = statSync(join(dir, 'rank.json')).mtimeMs;
+      } catch {
+        mtimeMs = -Infinity; // the record is gone already: forget it
+      }
+      if (mtimeMs >= cutoffMs) continue;
+      rmSync(dir, { recursive: true, force: true });
+      this.done.delete(k);
+      attempts.add(this.jobDir(rec.job, rec.attempt));
+      removed++;
+    }
+    for (const attDir of attempts) {
+      if (!existsSync(attDir) || readdirSync(attDir).some((e) => e.startsWith('rank-'))) continue;
+      rmSync(attDir, { recursive: true, force: true });
+      const jobDir = dirname(attDir);
+      if (existsSync(jobDir) && readdirSync(jobDir).length === 0) rmSync(jobDir, { recursive: true, force: true });
+    }
+    return removed;
   }
 
   /** Finds ranks recorded by a previous agent process: adopts live ones, reports the ones that ended or vanished. */

@@ -126,6 +126,8 @@ describe('k8s: the Helm chart (real helm binary)', function () {
       assert.equal(spec.hostNetwork, undefined);
       assert.match(c.args[0], /exec mist "\$@"/);
       assert.match(c.args[0], /--runtimes \/etc\/mist\/runtimes\/runtimes.json/);
+      assert.match(c.args[0], /--retention-days "\$MIST_RETENTION_DAYS"/);
+      assert.equal(env(c).MIST_RETENTION_DAYS.value, '7');
       assert.ok(spec.volumes.some((v: Obj) => v.name === 'nats' && v.secret.secretName === 'mist-nats-agents'));
     });
 
@@ -212,6 +214,12 @@ describe('k8s: the Helm chart (real helm binary)', function () {
       const v = only(objs, 'DaemonSet').spec.template.spec.volumes.find((x: Obj) => x.name === 'checkpoints');
       assert.deepEqual(v.hostPath, { path: '/mnt/ckpt', type: 'Directory' });
       assert.equal(render(['--set', 'agent.enabled=false']).filter((o) => o.kind === 'DaemonSet').length, 0);
+    });
+
+    it('agent.retentionDays reaches the agent; a negative value fails the values schema', () => {
+      const c = only(render(['--set', 'agent.retentionDays=0']), 'DaemonSet').spec.template.spec.containers[0];
+      assert.equal(env(c).MIST_RETENTION_DAYS.value, '0');
+      assert.throws(() => render(['--set', 'agent.retentionDays=-1']), /retentionDays/);
     });
 
     const refusals: Array<[string, string[], RegExp]> = [

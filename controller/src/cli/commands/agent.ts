@@ -22,6 +22,7 @@ interface AgentCliOptions {
   tlsCert?: string;
   tlsKey?: string;
   heartbeatSeconds?: string;
+  retentionDays?: string;
   stopRanksOnExit?: boolean;
   label?: string[];
 }
@@ -42,6 +43,7 @@ export function registerAgent(program: Command, summary: string): void {
     .option('--tls-cert <file>', 'client certificate')
     .option('--tls-key <file>', 'client key')
     .option('--heartbeat-seconds <s>', 'heartbeat period', '5')
+    .option('--retention-days <d>', 'keep stored command replies and exited ranks\' directories (records, logs) this long; 0 keeps everything', '7')
     .option('--label <k=v...>', 'node labels announced in the registry')
     .option('--stop-ranks-on-exit', 'stop running ranks when the agent stops (default: leave them running)')
     .option('--json', 'once connected, print one JSON document {node, devices, runtimes} on stdout (logs stay on stderr)')
@@ -53,6 +55,8 @@ export function registerAgent(program: Command, summary: string): void {
       if (!Number.isInteger(cpu) || cpu < 1 || cpu > 1024) throw badInput('--cpu-devices', `${opts.cpuDevices} is not an integer in [1, 1024]`);
       const hb = Number(opts.heartbeatSeconds);
       if (!Number.isFinite(hb) || hb < 0.1 || hb > 3600) throw badInput('--heartbeat-seconds', `${opts.heartbeatSeconds} is not a number in [0.1, 3600]`);
+      const retentionDays = Number(opts.retentionDays);
+      if (!Number.isFinite(retentionDays) || retentionDays < 0 || retentionDays > 3650) throw badInput('--retention-days', `${opts.retentionDays} is not a number in [0, 3650]`, 'valid: days, e.g. 7; 0 keeps everything');
       if (opts.creds && opts.user) throw badInput('--creds', 'give either --creds or --user/--password, not both');
       const runtimes: RuntimeTable = opts.runtimes ? loadRuntimes(opts.runtimes) : {};
       const labels: Record<string, string> = {};
@@ -76,6 +80,7 @@ export function registerAgent(program: Command, summary: string): void {
         runtimes,
         devices,
         heartbeatSeconds: hb,
+        retentionSeconds: retentionDays * 24 * 3600,
         labels,
       });
       await agent.start();
