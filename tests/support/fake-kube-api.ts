@@ -10,7 +10,9 @@
  *   last finalizer is removed); generation bumps on spec changes only; the status subresource (writes to the main
  *   resource ignore .status, writes to /status ignore everything but .status); 404 NotFound; 422 Invalid with the
  *   field path, validated with the chart CRD's openAPIV3Schema (ajv; x-kubernetes-* stripped, defaults applied,
- *   unknown fields pruned; CEL rules are not evaluated).
+ *   unknown fields pruned); of the CEL rules, the transition rules that make fields immutable are evaluated on
+ *   updates (422, "spec.runtime: Invalid value: …: spec.runtime is immutable", as upstream words it); no other
+ *   CEL rule.
  * - core/v1 events and events.k8s.io/v1 events: create (and list, for assertions).
  * - coordination.k8s.io/v1 leases: get, list, create, replace (409 on a stale resourceVersion), merge patch,
  *   delete; acquireTime/renewTime must be MicroTime (six fractional digits) or the request is a 400, as upstream.
@@ -23,6 +25,7 @@ import { writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import * as k8s from '@kubernetes/client-node';
 import { Ajv, type ValidateFunction } from 'ajv';
+import { IMMUTABLE_FIELDS, transitionViolations } from '../../controller/src/operator/k8s/crd.js';
 
 type Obj = Record<string, any>;
 
@@ -408,6 +411,15 @@ export class FakeKubeApi {
     }
     const bad = this.check(kind, next, name);
     if (bad) return bad;
+    if (kind === 'mistjobs' && r.sub !== 'status') {
+      const [violation] = transitionViolations(cur, next, IMMUTABLE_FIELDS);
+      if (violation) {
+        const field = violation.replace(/ is immutable$/, '');
+        const value = field.split('.').reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Obj)[k] : undefined), next);
+        const msg = `Invalid value: ${JSON.stringify(typeof value)}: ${violation}`;
+        return [422, status(422, 'Invalid', `MistJob.mist.io "${name}" is invalid: ${field}: ${msg}`, { name, group: 'mist.io', kind: 'MistJob', causes: [{ reason: 'FieldValueInvalid', message: msg, field }] })];
+      }
+    }
     if (kind === 'mistjobs' && r.sub !== 'status') next.metadata.generation = (cur.metadata.generation ?? 1) + (JSON.stringify(next.spec) === JSON.stringify(cur.spec) ? 0 : 1);
     if (JSON.stringify({ ...next, metadata: { ...next.metadata, resourceVersion: undefined } }) === JSON.stringify({ ...cur, metadata: { ...cur.metadata, resourceVersion: undefined } })) {
       return [200, clone(cur)]; // a no-op write keeps the resourceVersion, as the real server does

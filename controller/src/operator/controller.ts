@@ -905,12 +905,17 @@ export class Controller implements ControllerService {
   /**
    * Creates or updates a job from a MistJob (validated like a REST submit; BAD_INPUT names the field). A changed
    * spec (suspend included) is stored with the object's generation and reconciled; an unchanged one only updates
-   * the generation. Returns what happened.
+   * the generation. `spec.model` is immutable but untyped in the CRD, so the API server cannot refuse a change to
+   * it: a changed model is ignored (the job keeps the model its plans were made for) and reported in `ignored`,
+   * while the other changes apply. Returns what happened.
    */
-  async applyExternal(doc: MistJob, o: { generation: number; uid: string }): Promise<'created' | 'updated' | 'unchanged'> {
+  async applyExternal(doc: MistJob, o: { generation: number; uid: string }): Promise<{ what: 'created' | 'updated' | 'unchanged'; ignored: string[] }> {
     if (!this.leading) throw new MistError('UNAVAILABLE', 'not the leader');
-    const valid = validateJob(doc, jobValidationContext(this.runtimes));
-    const name = valid.metadata.name;
+    const checked = validateJob(doc, jobValidationContext(this.runtimes));
+    const name = checked.metadata.name;
+    const prev = this.jobs.get(name);
+    const ignored = prev && JSON.stringify(prev.spec.model) !== JSON.stringify(checked.spec.model) ? ['spec.model'] : [];
+    const valid = ignored.length && prev ? { ...checked, spec: { ...checked.spec, model: prev.spec.model } } : checked;
     const stored = {
       ...valid,
       metadata: { ...valid.metadata, annotations: { ...(valid.metadata.annotations ?? {}), [SOURCE_ANNOTATION]: 'kubernetes', [UID_ANNOTATION]: o.uid }, generation: o.generation },
@@ -922,11 +927,11 @@ export class Controller implements ControllerService {
       this.jobs.set(name, ne);
       await this.store.appendEvent({ job: name, type: 'Normal', reason: 'Submitted', message: `MistJob ${valid.metadata.namespace ?? ''}/${name} (generation ${o.generation}) accepted`, at: new Date() });
       this.queue.add(name);
-      return 'created';
+      return { what: 'created', ignored };
     }
     if (e.doc.metadata.annotations?.[SOURCE_ANNOTATION] !== 'kubernetes') throw new MistError('CONFLICT', `job "${name}" already exists (submitted through the API)`);
     const same = JSON.stringify(e.spec) === JSON.stringify(valid.spec);
-    if (same && e.generation === o.generation) return 'unchanged';
+    if (same && e.generation === o.generation) return { what: 'unchanged', ignored };
     for (let tries = 0; ; tries++) {
       try {
         const rec = await this.store.updateJob(name, e.version, { spec: stored });
@@ -946,7 +951,7 @@ export class Controller implements ControllerService {
     e.spec = stored.spec;
     e.generation = o.generation;
     this.queue.add(name);
-    return same ? 'unchanged' : 'updated';
+    return { what: same ? 'unchanged' : 'updated', ignored };
   }
 
   /**

@@ -105,6 +105,34 @@ describe('k8s operator: MistJobs against a fake API server', function () {
     assert.ok(fake.eventsFor('mj-susp').some((e) => e.reason === 'Resumed'));
   });
 
+  it('immutable fields: the API server refuses a runtime change (422); a spec.model change is ignored with a Warning while other changes apply', async () => {
+    const co = kubectl(fake);
+    await co.createNamespacedCustomObject({ ...ids, body: mistJob('mj-immut', { steps: 4, suspend: true }) });
+    await waitFor('Suspended', () => (get('mj-immut')?.status?.phase === 'Suspended' ? get('mj-immut') : undefined), 30_000);
+    await assert.rejects(
+      co.patchNamespacedCustomObject({ ...ids, name: 'mj-immut', body: { spec: { runtime: 'other' } } }, mergePatch),
+      (e: any) => e.code === 422 && /spec\.runtime is immutable/.test(JSON.stringify(e.body)),
+    );
+    assert.equal(get('mj-immut')!.spec.runtime, 'reference');
+    // the CRD cannot type spec.model, so the API server takes the change; the controller keeps the old model
+    await co.patchNamespacedCustomObject({ ...ids, name: 'mj-immut', body: { spec: { model: { preset: 'tiny-gpt' }, training: { steps: 5 } } } }, mergePatch);
+    assert.equal(get('mj-immut')!.metadata.generation, 2);
+    await waitFor('observedGeneration 2', () => get('mj-immut')?.status?.observedGeneration === 2, 30_000);
+    const warn = await waitFor('the ImmutableFieldChanged event', () => fake.eventsFor('mj-immut').find((e) => e.reason === 'ImmutableFieldChanged'), 30_000);
+    assert.equal(warn.type, 'Warning');
+    assert.match(warn.note ?? warn.message, /spec\.model is immutable: the change is ignored/);
+    const detail = (await inst.ctl.getJob('mj-immut')) as { spec: { model: unknown; training: { steps: number } } };
+    assert.deepEqual(detail.spec.model, { preset: 'tiny-llama' }, 'the job keeps its model');
+    assert.equal(detail.spec.training.steps, 5, 'the other change applied');
+    // one event per generation, not one per resync
+    fake.closeWatches();
+    await waitFor('the watch to reopen', () => fake.openWatches > 0);
+    await inst.kube.operator()!.synced();
+    assert.equal(fake.eventsFor('mj-immut').filter((e) => e.reason === 'ImmutableFieldChanged').length, 1);
+    await co.deleteNamespacedCustomObject({ ...ids, name: 'mj-immut' });
+    await waitFor('mj-immut to go', () => get('mj-immut') === undefined, 60_000);
+  });
+
   it('conflicting status writes are retried after a re-read (409 → GET → merge patch with the new resourceVersion)', async () => {
     const op = inst.kube.operator()!;
     const conflictsBefore = op.stats.conflicts;

@@ -62,6 +62,8 @@ export class MistJobOperator {
   private readonly tombstones = new Set<string>();
   /** Refusals already reported (name → message), so a refused spec gets one Event, not one per resync. */
   private readonly refused = new Map<string, string>();
+  /** Ignored immutable-field changes already reported (name → generation and message): one Event per generation. */
+  private readonly ignoredChange = new Map<string, string>();
   private events: Promise<void> = Promise.resolve();
   private seq = 0;
   private running = false;
@@ -150,6 +152,7 @@ export class MistJobOperator {
       // gone from the API server without our finalizer pass (forced removal, or deleted while no controller ran)
       if (this.ctl.jobSource(name)?.source === 'kubernetes') await this.ctl.removeExternal(name, { timeoutMs: this.o.stopTimeoutMs ?? 60_000 });
       this.refused.delete(name);
+      this.ignoredChange.delete(name);
       return;
     }
     if (!managedByMist(obj)) return;
@@ -169,6 +172,7 @@ export class MistJobOperator {
       await this.setFinalizers(obj, finalizers.filter((f) => f !== FINALIZER));
       this.tombstones.delete(uid);
       this.refused.delete(name);
+      this.ignoredChange.delete(name);
       return;
     }
     if (this.tombstones.has(uid)) return;
@@ -181,8 +185,9 @@ export class MistJobOperator {
       if (!obj) return;
     }
     let what: 'created' | 'updated' | 'unchanged';
+    let ignored: string[];
     try {
-      what = await this.ctl.applyExternal(jobDocument(obj), { generation: obj.metadata.generation ?? 1, uid });
+      ({ what, ignored } = await this.ctl.applyExternal(jobDocument(obj), { generation: obj.metadata.generation ?? 1, uid }));
     } catch (e) {
       if (isMistError(e) && (e.code === 'BAD_INPUT' || e.code === 'CONFLICT')) {
         await this.refuse(obj, e.code === 'BAD_INPUT' ? 'InvalidSpec' : 'NameConflict', e.message);
@@ -191,6 +196,13 @@ export class MistJobOperator {
       throw e;
     }
     this.refused.delete(name);
+    if (ignored.length) {
+      const message = `${ignored.join(', ')} ${ignored.length === 1 ? 'is' : 'are'} immutable: the change is ignored and the job keeps its ${ignored.length === 1 ? 'value' : 'values'} (delete and re-create the MistJob to change ${ignored.length === 1 ? 'it' : 'them'})`;
+      if (this.ignoredChange.get(name) !== `${obj.metadata.generation}:${message}`) {
+        this.ignoredChange.set(name, `${obj.metadata.generation}:${message}`);
+        this.event(obj, { type: 'Warning', reason: 'ImmutableFieldChanged', message });
+      }
+    }
     if (what === 'created') this.event(obj, { type: 'Normal', reason: 'Accepted', message: `accepted by the Mist controller (generation ${obj.metadata.generation ?? 1})` });
     if (what === 'updated') this.event(obj, { type: 'Normal', reason: 'SpecChanged', message: `spec changed (generation ${obj.metadata.generation ?? 1})` });
     await this.syncStatus(name);
