@@ -26,7 +26,7 @@ export interface MegatronPlanStage {
   tp: number;
   microBatch: number;
   zero: 0 | 1 | 2 | 3;
-  ckpt: { mode: 'none' | 'selective' | 'layers' | 'full'; count?: number };
+  ckpt: { mode: 'none' | 'selective' | 'pointwise' | 'layers' | 'full'; count?: number; others?: 'selective' | 'pointwise' };
   offload: { weights: number; grads: number; optimizer: number; activations: number };
 }
 
@@ -138,8 +138,15 @@ export function planToMegatron(plan: MegatronPlan): MegatronLaunch {
     }
   }
 
-  // recomputation
-  const modes = stages.map((s) => s.ckpt.mode);
+  // recomputation: Megatron-LM has no recomputation of a dense MLP's activation function and no partial
+  // recomputation beside block recomputation, so "pointwise" runs as selective and "others" is dropped
+  if (stages.some((s) => s.ckpt.mode === 'pointwise')) {
+    approx.push({ feature: 'stages[*].ckpt.mode', approximation: 'pointwise recomputation (norms and activation function) becomes selective (core attention): the norm and activation outputs are stored, more activation memory than planned' });
+  }
+  if (stages.some((s) => s.ckpt.mode === 'layers' && s.ckpt.others !== undefined)) {
+    approx.push({ feature: 'stages[*].ckpt.others', approximation: 'partial recomputation of the layers outside the recomputed block is dropped (Megatron-LM recomputes either blocks or selectively, not both): more activation memory than planned' });
+  }
+  const modes = stages.map((s) => (s.ckpt.mode === 'pointwise' ? 'selective' : s.ckpt.mode));
   const counts = stages.map((s) => (s.ckpt.mode === 'layers' ? Math.min(s.ckpt.count ?? 0, layerCount(s)) : s.ckpt.mode === 'full' ? layerCount(s) : 0));
   const allFull = stages.every((s, i) => modes[i] === 'full' || (modes[i] === 'layers' && counts[i] === layerCount(s)));
   if (allFull) {

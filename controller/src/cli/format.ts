@@ -3,8 +3,11 @@ import type { Plan } from '../domain/plan.js';
 
 const GiB = 1024 ** 3;
 
-function ckptText(c: Plan['stages'][number]['ckpt']): string {
-  return c.mode === 'layers' ? `last ${c.count ?? 0}` : c.mode;
+/** A stage's checkpointing: "none", "selective", "pointwise", "full", "last 3", "last 3 + pointwise"; "-" when absent. */
+export function ckptText(c: { mode?: unknown; count?: unknown; others?: unknown } | undefined | null): string {
+  if (!c || typeof c.mode !== 'string') return '-';
+  if (c.mode !== 'layers') return c.mode;
+  return `last ${String(c.count ?? 0)}${typeof c.others === 'string' ? ` + ${c.others}` : ''}`;
 }
 
 function table(rows: string[][]): string {

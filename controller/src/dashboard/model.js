@@ -51,12 +51,12 @@ export function fmtPct(x, digits = 1) {
   return `${(100 * x).toFixed(digits)}%`;
 }
 
-/** A stage's activation checkpointing ({mode: none|selective|layers|full, layers?}) as text. */
+/** A stage's activation checkpointing ({mode: none|selective|pointwise|layers|full, count?, others?}) as text. */
 export function ckptText(c) {
   if (c === undefined || c === null) return '–';
   if (typeof c === 'number') return `${c} layers`;
   if (typeof c === 'object') {
-    if (c.mode === 'layers') return `${c.layers ?? '?'} layers`;
+    if (c.mode === 'layers') return `last ${c.count ?? '?'}${typeof c.others === 'string' ? ` + ${c.others}` : ''}`;
     if (typeof c.mode === 'string') return c.mode;
     return JSON.stringify(c);
   }

@@ -7,12 +7,18 @@ import type { ModelSpec } from './model.js';
 
 export const PLAN_VERSION = 1;
 
-export type CkptMode = 'none' | 'selective' | 'layers' | 'full';
+export type CkptMode = 'none' | 'selective' | 'pointwise' | 'layers' | 'full';
+
+/** Partial recomputation of a layer: 'selective' the attention core; 'pointwise' the norms and the activation
+ * function too (the core only without flash attention, whose kernel keeps no scores). */
+export type PartialRecompute = 'selective' | 'pointwise';
 
 export interface Ckpt {
   mode: CkptMode;
   /** For mode 'layers': how many of the stage's last layers are fully recomputed. */
   count?: number;
+  /** For mode 'layers': partial recomputation of the stage's other layers (default none). */
+  others?: PartialRecompute;
 }
 
 export interface Offload {

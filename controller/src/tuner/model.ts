@@ -23,7 +23,7 @@
 import type { Arch, ModelSpec } from '../domain/model.js';
 import { badInput } from '../../../protocol/src/errors.js';
 import { PRESETS, PRESET_NAMES } from './presets.js';
-import { add, div, max, mul, num, sym, type Expr } from './symbolic/expr.js';
+import { add, div, max, mul, num, sub, sym, type Expr } from './symbolic/expr.js';
 
 export const B = sym('b');
 export const TP = sym('tp');
@@ -205,8 +205,11 @@ export interface Gemm {
 export interface LayerQuantities {
   /** Parameters per GPU at this tp (elements). */
   params: Expr;
-  /** Saved activation bytes per GPU per micro-batch: without checkpointing, selective (attention core recomputed), full. */
-  saved: { none: Expr; selective: Expr; full: Expr };
+  /**
+   * Saved activation bytes per GPU per micro-batch: without checkpointing, selective (attention core recomputed),
+   * pointwise (norm and activation-function outputs recomputed too; the core only without flash), full.
+   */
+  saved: { none: Expr; selective: Expr; pointwise: Expr; full: Expr };
   /** Transient bytes above the saved set while the layer runs forward (no-ckpt schedule) and backward. */
   fwdTransient: Expr;
   bwdTransient: Expr;
@@ -219,6 +222,11 @@ export interface LayerQuantities {
   memBwd: Expr;
   /** The attention core alone (what selective checkpointing recomputes): GEMMs and memory traffic of its forward. */
   core: { gemms: Gemm[]; memFwd: Expr };
+  /**
+   * What pointwise checkpointing re-runs: the norms and the activation function (bytes moved), and the attention
+   * core too when `withCore` (without flash, whose kernel keeps no scores to drop).
+   */
+  pointwise: { memFwd: Expr; withCore: boolean };
   /** With flash attention the core is one fused kernel whose backward recomputes the scores: bwd/fwd FLOP ratio. */
   coreBwdRatio: number;
   /** TP collectives per micro-batch (0 when tp = 1 is decided by the collective model). */
@@ -267,6 +275,10 @@ export function blockQuantities(m: ModelSpec, w: LayerWorkload): LayerQuantities
   const scores = w.flash ? mul(4, div(mul(B, a, s), TP)) : mul(drop ? 5 : 2, bas2T);
   const none = add(replicated, split, scores);
   const selective = add(replicated, split);
+  // pointwise: the two norm outputs (QKV and MLP inputs) and the activation function's output (fc2 / w2 input)
+  // are recomputed from what stays saved (the norm inputs, the fc1 / gate-up outputs); with flash the core keeps
+  // only its log-sum-exp, so it is not recomputed
+  const pointwise = sub(w.flash ? none : selective, add(seqSplit(mul(2, 2, sbh)), mul(2, sbfT)));
   const full = seqSplit(mul(2, sbh)); // the layer input (sequence-sharded under SP, as Megatron checkpoints it)
 
   // --- transient memory while the layer runs ---
@@ -317,7 +329,7 @@ export function blockQuantities(m: ModelSpec, w: LayerWorkload): LayerQuantities
 
   return {
     params,
-    saved: { none, selective, full },
+    saved: { none, selective, pointwise, full },
     fwdTransient,
     bwdTransient,
     out: seqSplit(mul(2, sbh)), // Megatron sends the sequence-sharded hidden state between stages under SP
@@ -325,6 +337,7 @@ export function blockQuantities(m: ModelSpec, w: LayerWorkload): LayerQuantities
     memFwd,
     memBwd,
     core: { gemms: coreGemms, memFwd: coreMem },
+    pointwise: { memFwd: add(norms, act), withCore: !w.flash },
     coreBwdRatio: w.flash ? 2.5 : 2,
     // plain TP: one all-reduce after each row-parallel GEMM (fwd: proj, fc2) and before each column-parallel input
     // gradient (bwd: qkv, fc1). SP: all-gather → qkv / fc1, proj / fc2 → reduce-scatter, mirrored in backward, and
@@ -362,7 +375,7 @@ export function preQuantities(m: ModelSpec, w: LayerWorkload): LayerQuantities {
   const memFwd = add(mul(4, sbh), gpt ? seqSplit(mul(6, sbh)) : 0);
   return {
     params,
-    saved: { none: saved, selective: saved, full: saved },
+    saved: { none: saved, selective: saved, pointwise: saved, full: saved },
     fwdTransient: mul(2, 2, sbh),
     bwdTransient: mul(2, 2, sbh),
     out: seqSplit(mul(2, sbh)),
@@ -370,6 +383,7 @@ export function preQuantities(m: ModelSpec, w: LayerWorkload): LayerQuantities {
     memFwd,
     memBwd: mul(2, memFwd),
     core: { gemms: [], memFwd: num(0) },
+    pointwise: { memFwd: num(0), withCore: false },
     coreBwdRatio: 2,
     // the vocab-parallel embedding's partial sums: all-reduced (plain TP) or reduce-scattered to the sequence shards
     // (SP, whose backward all-gathers the gradient)
@@ -401,7 +415,7 @@ export function postQuantities(m: ModelSpec, w: LayerWorkload, headResident: boo
   const memFwd = add(seqSplit(mul(8, sbh)), mul(14, bsvT)); // norm; logits → fp32, softmax read/write, loss
   return {
     params,
-    saved: { none: saved, selective: saved, full: saved },
+    saved: { none: saved, selective: saved, pointwise: saved, full: saved },
     // bf16 logits alive while the fp32 softmax is written (Mist's measured GPT-1.3B b=8 peak, mist.md §9.1,
     // fits 6·b·s·V bytes for the head, not more)
     fwdTransient: mul(2, bsvT),
@@ -413,6 +427,7 @@ export function postQuantities(m: ModelSpec, w: LayerWorkload, headResident: boo
     memFwd,
     memBwd: mul(2, memFwd),
     core: { gemms: [], memFwd: num(0) },
+    pointwise: { memFwd: num(0), withCore: false },
     coreBwdRatio: 2,
     // plain TP: logits input all-reduce (bwd) and the vocab-parallel cross-entropy's max/sum all-reduces (fwd, 3 floats
     // per row), both priced at 4·b·s bytes (kept as calibrated). SP: the cross-entropy all-reduces, the all-gather of

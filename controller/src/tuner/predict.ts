@@ -6,7 +6,7 @@
  * generated code the search runs over millions of cells — and combines stages with mist.md §3.8.
  */
 import type { ModelSpec } from '../domain/model.js';
-import type { Ckpt, Offload, Plan, Prediction, Stage, Workload } from '../domain/plan.js';
+import type { Ckpt, Offload, PartialRecompute, Plan, Prediction, Stage, Workload } from '../domain/plan.js';
 import { PLAN_VERSION } from '../domain/plan.js';
 import type { HardwareParams } from './hardware-types.js';
 import { badInput } from '../../../protocol/src/errors.js';
@@ -34,7 +34,8 @@ function posInt(field: string, v: unknown, valid = 'a positive integer'): number
   return v;
 }
 
-const CKPT_MODES = ['none', 'selective', 'layers', 'full'] as const;
+const CKPT_MODES = ['none', 'selective', 'pointwise', 'layers', 'full'] as const;
+const PARTIAL_MODES = ['selective', 'pointwise'] as const;
 const OFFLOAD_KEYS = ['weights', 'grads', 'optimizer', 'activations'] as const;
 
 /** Throws BAD_INPUT (naming the field and what would be valid) for any plan the cost model cannot price. */
@@ -108,6 +109,11 @@ export function validatePlan(plan: Plan): void {
       if (typeof ck.count !== 'number' || !Number.isInteger(ck.count) || ck.count < 0 || ck.count > nl) {
         throw badInput(`${f}.ckpt.count`, `${JSON.stringify(ck.count)} is not a layer count of this ${nl}-layer stage`, `valid: 0..${nl}`);
       }
+      if (ck.others !== undefined && !(PARTIAL_MODES as readonly string[]).includes(ck.others)) {
+        throw badInput(`${f}.ckpt.others`, `unknown ${JSON.stringify(ck.others)}`, `valid: ${PARTIAL_MODES.join(', ')} (or absent: no recomputation in the other layers)`);
+      }
+    } else if (ck.others !== undefined) {
+      throw badInput(`${f}.ckpt.others`, `applies only to mode "layers" (this stage's mode is "${ck.mode}")`, 'drop it, or use mode "layers" with a count');
     }
     const o = s.offload;
     if (!o || typeof o !== 'object') throw badInput(`${f}.offload`, 'is required', '{weights, grads, optimizer, activations} ratios in [0, 1]');
@@ -145,14 +151,21 @@ export function validatePlan(plan: Plan): void {
   if (pr.dp * pr.tp !== stageGpus) throw badInput('prePost.dp', `dp ${pr.dp} × tp ${pr.tp} ≠ the stage's ${stageGpus} GPUs`, 'prePost.dp × prePost.tp must equal the GPUs of a stage');
 }
 
+/** The cost model's partial-recomputation code: 0 none, 1 selective, 2 pointwise. */
+export function partialCode(p: PartialRecompute | undefined): number {
+  return p === 'pointwise' ? 2 : p === 'selective' ? 1 : 0;
+}
+
+/** Fully recomputed layers c and the partial-recomputation code of the others (see partialCode). */
 export function ckptCount(ck: Ckpt, layers: number): { c: number; sel: number } {
   switch (ck.mode) {
     case 'none':
       return { c: 0, sel: 0 };
     case 'selective':
-      return { c: 0, sel: 1 };
+    case 'pointwise':
+      return { c: 0, sel: partialCode(ck.mode) };
     case 'layers':
-      return { c: ck.count ?? 0, sel: 0 };
+      return { c: ck.count ?? 0, sel: partialCode(ck.others) };
     case 'full':
       return { c: layers, sel: 0 };
   }
@@ -256,7 +269,10 @@ export function predictPlan(plan: Plan, hw: HardwareParams): Prediction {
   };
 }
 
-/** FLOPs of checkpoint recomputation per iteration (full: the layer's forward; selective: the attention core). */
+/**
+ * FLOPs of checkpoint recomputation per iteration (full: the layer's forward; selective: the attention core;
+ * pointwise: the core unless flash keeps it, its norms and activation function being memory-bound, not FLOPs).
+ */
 export function recomputeFlops(plan: Plan): number {
   const q = blockQuantities(plan.model, { seqLen: plan.seqLen, flash: plan.workload.flash, dropout: plan.workload.dropout });
   const perSeq = { b: 1, tp: 1 };
@@ -266,7 +282,8 @@ export function recomputeFlops(plan: Plan): number {
   for (const s of plan.stages) {
     const nl = s.layers[1] - s.layers[0] + 1;
     const { c, sel } = ckptCount(s.ckpt, nl);
-    total += c * layerFwd + sel * (nl - c) * core;
+    const partial = sel === 1 || (sel === 2 && q.pointwise.withCore) ? core : 0;
+    total += c * layerFwd + (nl - c) * partial;
   }
   return total * plan.globalBatch;
 }
@@ -289,7 +306,7 @@ export interface UniformPlanOptions {
   /** Derived from globalBatch / (dp · microBatch) when omitted. */
   gradAccum?: number;
   zero?: 0 | 1 | 2 | 3;
-  ckpt?: 'none' | 'selective' | 'full' | number;
+  ckpt?: 'none' | 'selective' | 'pointwise' | 'full' | number;
   offload?: Partial<Offload>;
   flash?: boolean;
   dropout?: number;
@@ -353,8 +370,8 @@ export function uniformPlan(o: UniformPlanOptions): Plan {
   const ckpt = (n: number): Ckpt => {
     const c = o.ckpt ?? 'none';
     if (typeof c === 'number') return { mode: 'layers', count: c };
-    if (c === 'none' || c === 'selective' || c === 'full') return { mode: c };
-    throw badInput('ckpt', `unknown ${JSON.stringify(c)}`, `valid: none, selective, full, or a layer count 0..${n}`);
+    if (c === 'none' || c === 'selective' || c === 'pointwise' || c === 'full') return { mode: c };
+    throw badInput('ckpt', `unknown ${JSON.stringify(c)}`, `valid: none, selective, pointwise, full, or a layer count 0..${n}`);
   };
   const stages: Stage[] = split.map((layers) => ({
     layers,

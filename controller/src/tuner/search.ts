@@ -9,7 +9,7 @@
  * Pure: no I/O, no clock (the caller injects `now`), no randomness.
  */
 import type { ModelSpec } from '../domain/model.js';
-import { PLAN_VERSION, type Ckpt, type Plan, type Stage, type Workload } from '../domain/plan.js';
+import { PLAN_VERSION, type Ckpt, type PartialRecompute, type Plan, type Stage, type Workload } from '../domain/plan.js';
 import { badInput } from '../../../protocol/src/errors.js';
 import type { HardwareParams } from './hardware-types.js';
 import {
@@ -190,11 +190,13 @@ function makeBatch(sm: StageModel, meta: RowMeta[], shape: Shape, ppZero: number
   return { meta, rows, n, prepared: sm.prepare(rows, scalars, n), outLo: outputArrays(n), outHi: outputArrays(n) };
 }
 
+const PARTIAL: Record<number, PartialRecompute | undefined> = { 1: 'selective', 2: 'pointwise' };
+
 function ckptOf(sel: number, c: number, l: number): Ckpt {
-  if (sel) return { mode: 'selective' };
-  if (c === 0) return { mode: 'none' };
-  if (c === l) return { mode: 'full' };
-  return { mode: 'layers', count: c };
+  const partial = PARTIAL[sel];
+  if (c === l && l > 0) return { mode: 'full' };
+  if (c === 0) return partial ? { mode: partial } : { mode: 'none' };
+  return partial ? { mode: 'layers', count: c, others: partial } : { mode: 'layers', count: c };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -203,6 +205,8 @@ function ckptOf(sel: number, c: number, l: number): Ckpt {
 interface ShapeKnobs {
   /** (zero, sel) groups: base row (the smallest offload tuple) and whether offload rows are tried. */
   groups: Array<{ zero: 0 | 1 | 2 | 3; sel: number; offload: boolean }>;
+  /** Whether a group with partial recomputation (sel > 0) may also fully recompute some layers (c > 0). */
+  partialWithLayers: boolean;
   base: OffloadTuple;
   /** Offload tuples other than the base: optimizer/activation ratios only ("light"), or also weights/grads ("heavy"). */
   light: OffloadTuple[];
@@ -215,19 +219,20 @@ function shapeKnobs(knobs: StageKnobs, pins: Pins, dp: number): ShapeKnobs {
   const one = (z: 0 | 1 | 2 | 3): Array<0 | 1 | 2 | 3> => [z];
   const zb = pins.zero !== undefined ? one(pins.zero) : dp > 1 ? [...knobs.zeros] : one(1);
   const zo = pins.zero !== undefined ? one(pins.zero) : dp > 1 ? [...knobs.offloadZeros] : one(1);
-  const sels = pins.ckpt === 'selective' ? [1] : pins.ckpt !== undefined ? [0] : knobs.selective ? [0, 1] : [0];
+  const sels = pins.ckpt === 'selective' ? [1] : pins.ckpt === 'pointwise' ? [2] : pins.ckpt !== undefined ? [0] : [...knobs.partial];
   const tuples = offloadTuples(pinnedGrid(knobs.offload, pins));
   const groups: ShapeKnobs['groups'] = [];
   for (const sel of sels) for (const zero of zb) groups.push({ zero, sel, offload: tuples.length > 1 && zo.includes(zero) });
   const ck = pins.ckpt;
   return {
     groups,
+    partialWithLayers: knobs.partialWithLayers,
     base: tuples[0]!,
     light: tuples.slice(1).filter((t) => t.wo === tuples[0]!.wo && t.go === tuples[0]!.go),
     heavy: tuples.slice(1).filter((t) => t.wo !== tuples[0]!.wo || t.go !== tuples[0]!.go),
     ppZero: pins.zero ?? 1,
     cValues(l: number): number[] {
-      if (ck === 'none' || ck === 'selective') return [0];
+      if (ck === 'none' || ck === 'selective' || ck === 'pointwise') return [0];
       if (ck === 'full' || knobs.ckpt === 'full') return [l];
       if (typeof ck === 'number') return ck <= l ? [ck] : [];
       return Array.from({ length: l + 1 }, (_, c) => c);
@@ -461,18 +466,19 @@ function buildOptions(ctx: Ctx, shape: Shape, sk: ShapeKnobs, pins: Pins, wide: 
       for (const c of sk.cValues(l)) {
         evaluate(base, l, c);
         const baseFit = Int32Array.from(fitCount.subarray(0, base.n));
-        // sel = 1 (selective) is expressible only without layer checkpointing
-        if (c > 0) for (let gi = 0; gi < sk.groups.length; gi++) if (sk.groups[gi]!.sel) fitCount[gi] = 0;
+        // partial recomputation with c > 0 only where the space combines it with layer recomputation
+        const c0Only = (g: { sel: number }): boolean => g.sel > 0 && !sk.partialWithLayers;
+        if (c > 0) for (let gi = 0; gi < sk.groups.length; gi++) if (c0Only(sk.groups[gi]!)) fitCount[gi] = 0;
         accumulate(base, l, li, c);
         let allFit = true;
         for (let gi = 0; gi < sk.groups.length; gi++) {
           const g = sk.groups[gi]!;
-          if (g.sel && c > 0) continue;
+          if (c0Only(g) && c > 0) continue;
           if (baseFit[gi]! >= K) {
             lightOk[gi] = 1;
             continue;
           }
-          if (!g.sel) allFit = false;
+          if (!c0Only(g)) allFit = false;
           if (!g.offload) continue;
           if (sk.light.length) {
             const ob = offBatch(gi, 'light');
@@ -486,7 +492,7 @@ function buildOptions(ctx: Ctx, shape: Shape, sk: ShapeKnobs, pins: Pins, wide: 
             accumulate(ob, l, li, c);
           }
         }
-        // every non-selective base row fits at every slot: more checkpointing is dominated
+        // every base row that may recompute layers fits at every slot: more checkpointing is dominated
         if (allFit) break;
       }
       // Weights/grads offloading (much slower to stream) is the last resort of the mist space: tried for a
@@ -497,7 +503,7 @@ function buildOptions(ctx: Ctx, shape: Shape, sk: ShapeKnobs, pins: Pins, wide: 
           if (!g.offload || lightOk[gi]) continue;
           const ob = offBatch(gi, 'heavy');
           for (const c of sk.cValues(l)) {
-            if (g.sel && c > 0) break;
+            if (g.sel > 0 && !sk.partialWithLayers && c > 0) break;
             evaluate(ob, l, c);
             accumulate(ob, l, li, c);
           }
@@ -766,7 +772,8 @@ function searchGrid(ctx: Ctx, space: SpaceName, pins: Pins): SpaceOutcome {
       if (pins.ckpt !== undefined) {
         const want = pins.ckpt;
         const c0 = v.ckpt(split[0]!);
-        if (want === 'selective' ? !v.sel : want === 'none' ? v.sel || c0 !== 0 : want === 'full' ? c0 !== split[0] : v.sel || c0 !== Math.min(want, split[0]!)) return;
+        // (no baseline space has pointwise recomputation)
+        if (want === 'pointwise' || (want === 'selective' ? v.sel !== 1 : want === 'none' ? v.sel || c0 !== 0 : want === 'full' ? c0 !== split[0] : v.sel || c0 !== Math.min(want, split[0]!))) return;
       }
       const stable: number[] = [];
       const delta: number[] = [];
@@ -816,13 +823,13 @@ function closestPlan(ctx: Ctx, pins: Pins): { reason: string; closest?: Plan } {
     const zero = pins.zero ?? (shape.dp > 1 ? 3 : 1);
     const meta: RowMeta = {
       zero,
-      sel: pins.ckpt === 'selective' ? 1 : 0,
+      sel: pins.ckpt === 'selective' ? 1 : pins.ckpt === 'pointwise' ? 2 : 0,
       wo: pins.offloadWeights ?? 1,
       go: pins.offloadGrads ?? 1,
       oo: pins.offloadOptimizer ?? 1,
       ao: pins.offloadActivations ?? 1,
     };
-    const cOf = (l: number): number => (pins.ckpt === 'none' || pins.ckpt === 'selective' ? 0 : typeof pins.ckpt === 'number' ? Math.min(pins.ckpt, l) : l);
+    const cOf = (l: number): number => (pins.ckpt === 'none' || pins.ckpt === 'selective' || pins.ckpt === 'pointwise' ? 0 : typeof pins.ckpt === 'number' ? Math.min(pins.ckpt, l) : l);
     const plan = buildPlan(ctx, r.space, shape, pins.zero ?? 1, split.map((l) => ({ l, meta, c: cOf(l) })));
     let pred;
     try {

@@ -1,7 +1,7 @@
 /**
  * The reference runtime (agent/runtime/torch) through `mist run-local`, on CPU/gloo with tiny-llama and tiny-lvm:
  * parity of every parallel plan with a single process, resume (also under a different plan), the built-in LVM
- * visual-sentence path, and the accounted device-pool memory under checkpointing and offloading. Runs are shared
+ * visual-sentence path, and the accounted device-pool memory under checkpointing (layers, pointwise) and offloading. Runs are shared
  * across assertions to keep the suite lean (2 cores).
  */
 import assert from 'node:assert/strict';
@@ -86,7 +86,10 @@ describe('reference runtime through mist run-local (integration, CPU/gloo)', fun
     const off = withStages(dp2, (s) => ((s.zero = 1), (s.offload.optimizer = 1)));
     off.prePost.zero = 1;
     plans.offload = { file: writePlan('offload', off), devices: 2 };
+    plans.pointwiseTp2 = { file: writePlan('pointwise-tp2', withStages(tp2, (s) => (s.ckpt = { mode: 'pointwise' }))), devices: 2 };
     plans.ckptFull1 = { file: writePlan('ckpt-full-1', withStages(p1, (s) => (s.ckpt = { mode: 'full' }))), devices: 1 };
+    plans.pointwise1 = { file: writePlan('pointwise-1', withStages(p1, (s) => (s.ckpt = { mode: 'pointwise' }))), devices: 1 };
+    plans.layersPointwise1 = { file: writePlan('layers-pointwise-1', withStages(p1, (s) => (s.ckpt = { mode: 'layers', count: 2, others: 'pointwise' }))), devices: 1 };
     plans.ckptLayers1 = { file: writePlan('ckpt-layers-1', withStages(p1, (s) => (s.ckpt = { mode: 'layers', count: 2 }))), devices: 1 };
     plans.offOpt1 = { file: writePlan('off-opt-1', withStages(p1, (s) => (s.offload.optimizer = 1))), devices: 1 };
     plans.offAct1 = { file: writePlan('off-act-1', withStages(p1, (s) => (s.offload.activations = 0.5))), devices: 1 };
@@ -108,7 +111,7 @@ describe('reference runtime through mist run-local (integration, CPU/gloo)', fun
     assert.ok(single.steps[9]!.loss < single.steps[0]!.loss - 0.5, `losses ${losses(single).join(' ')}`);
   });
 
-  for (const name of ['dp2', 'tp2', 'pp2', 'zero3', 'offload']) {
+  for (const name of ['dp2', 'tp2', 'pp2', 'zero3', 'offload', 'pointwiseTp2']) {
     it(`${name} equals the single process step by step (rel. 1e-4 over 10 steps)`, () => {
       const r = runLocal(plans[name]!.file, plans[name]!.devices, ['--steps', '10']);
       assert.equal(r.code, 0, r.stderr);
@@ -124,7 +127,7 @@ describe('reference runtime through mist run-local (integration, CPU/gloo)', fun
     const peak = (o: RunOut): number => Math.max(...o.steps.map((s) => s.peakMemoryBytes));
     const base = peak(single);
     const got: Record<string, number> = {};
-    for (const name of ['ckptLayers1', 'ckptFull1', 'offOpt1', 'offAct1']) {
+    for (const name of ['ckptLayers1', 'ckptFull1', 'offOpt1', 'offAct1', 'pointwise1', 'layersPointwise1']) {
       const r = runLocal(plans[name]!.file, 1, ['--steps', '2']);
       assert.equal(r.code, 0, r.stderr);
       got[name] = peak(r.out!);
@@ -135,6 +138,8 @@ describe('reference runtime through mist run-local (integration, CPU/gloo)', fun
     assert.ok(got.ckptFull1! < got.ckptLayers1!, 'full checkpointing lowers it further');
     assert.ok(got.offOpt1! < base, 'optimizer offload lowers the peak');
     assert.ok(got.offAct1! < base, 'activation offload lowers the peak');
+    assert.ok(got.pointwise1! < base, 'pointwise recomputation lowers the peak');
+    assert.ok(got.layersPointwise1! < got.ckptLayers1!, 'pointwise recomputation of the other layers lowers it below layer recomputation alone');
   });
 
   it('workload.dropout is applied, and checkpointed recomputation replays the same dropout masks', () => {

@@ -138,7 +138,9 @@ after(() => {
 
 // ------------------------------------------------------------------------------------------------------------
 
-describe('calibration: recovery of perturbed hardware scales (synthetic ground truth)', () => {
+describe('calibration: recovery of perturbed hardware scales (synthetic ground truth)', function () {
+  // the property cases fit dozens of calibrations (about 10 s alone on the 2-core machine): a guard, not a timing
+  this.timeout(120_000);
   for (const gpu of ['a100-80gb', 'l4-24gb'] as const) {
     it(`${gpu}: fits compute 0.6, collective 0.5, offload 0.5, overhead +0.2 s from 5 plans; held-out models/layouts within 1%`, () => {
       const truth = perturbed(gpu, TRUTH);

@@ -24,7 +24,7 @@ const plan = {
   gradAccum: 2,
   stages: [
     { layers: [0, 1], dp: 1, tp: 1, microBatch: 4, zero: 1, ckpt: { mode: 'none' }, offload: { weights: 0, grads: 0, optimizer: 0.5, activations: 0 }, nodes: 1, gpusPerNode: 1 },
-    { layers: [2, 3], dp: 1, tp: 1, microBatch: 4, zero: 0, ckpt: { mode: 'layers', layers: 1 }, offload: { weights: 0, grads: 0, optimizer: 0, activations: 0 }, nodes: 1, gpusPerNode: 1 },
+    { layers: [2, 3], dp: 1, tp: 1, microBatch: 4, zero: 0, ckpt: { mode: 'layers', count: 1, others: 'pointwise' }, offload: { weights: 0, grads: 0, optimizer: 0, activations: 0 }, nodes: 1, gpusPerNode: 1 },
   ],
   predicted: { iterationSeconds: 0.5, tokensPerSecond: 1000, mfu: 0.4, stages: [{ stableSeconds: 0.1, deltaSeconds: 0.02, peakMemoryBytes: 1024 }, { stableSeconds: 0.12, deltaSeconds: 0.01, peakMemoryBytes: 2048 }] },
 };
@@ -45,7 +45,7 @@ describe('dashboard model', () => {
     const g = planGrid(plan);
     assert.equal(g.layers, 4);
     assert.equal(planGrid({ stages: plan.stages }).layers, 4, 'inclusive ranges: layers 0–3 are 4 layers');
-    assert.deepEqual(g.stages.map((s) => [s.first, s.last, s.count, s.zero, s.ckpt]), [[0, 2, 2, 1, 'none'], [2, 4, 2, 0, '1 layers']]);
+    assert.deepEqual(g.stages.map((s) => [s.first, s.last, s.count, s.zero, s.ckpt]), [[0, 2, 2, 1, 'none'], [2, 4, 2, 0, 'last 1 + pointwise']]);
     assert.equal(g.stages[0]!.offload, 'optimizer 50%');
     assert.ok(Math.abs(g.stages[1]!.predictedSeconds! - 0.13) < 1e-12);
     assert.deepEqual(planGrid(null), { layers: 0, stages: [] });

@@ -43,6 +43,15 @@ describe('megatron adapter: plan → pretrain_gpt.py arguments (golden)', () => 
     assert.deepEqual(out.approximations.map((a) => a.feature), ['workload.gradDtype']);
   });
 
+  it('pointwise recompute runs as selective, and "others" beside a recomputed block is dropped, each reported', () => {
+    const pw = planToMegatron(plan([stage([0, 15], { ckpt: { mode: 'pointwise' } }), stage([16, 31], { ckpt: { mode: 'pointwise' } })]));
+    assert.ok(pw.args.join(' ').includes('--recompute-granularity selective'));
+    assert.match(pw.approximations.map((a) => `${a.feature}: ${a.approximation}`).join('\n'), /stages\[\*\]\.ckpt\.mode: pointwise recomputation .* becomes selective/);
+    const mixed = planToMegatron(plan([stage([0, 15], { ckpt: { mode: 'layers', count: 2, others: 'pointwise' } }), stage([16, 31], { ckpt: { mode: 'none' } })]));
+    assert.ok(mixed.args.join(' ').includes('--recompute-granularity full --recompute-method block --recompute-num-layers 2'));
+    assert.ok(mixed.approximations.some((a) => a.feature === 'stages[*].ckpt.others'));
+  });
+
   it('an uneven split, last-c-layers recompute and optimizer offload', () => {
     const out = planToMegatron(plan([
       stage([0, 6], { ckpt: { mode: 'layers', count: 3 }, offload: { ...NO_OFFLOAD, optimizer: 0.5 } }),

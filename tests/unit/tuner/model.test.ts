@@ -237,6 +237,27 @@ describe('tuner/model: activation bytes (Korthikanti et al., validation.md §2.1
     const noDrop = blockQuantities(m, { seqLen: s, flash: false, dropout: 0 });
     assert.equal(interpret(noDrop.saved.none, env1), sbh * (32 + (2 * m.heads * s) / m.hidden));
   });
+  it('pointwise drops the two norm outputs (4sbh, split by t only under SP) and the activation output (2sbf/t); the core only without flash', () => {
+    const near = (got: number, want: number): void => assert.ok(Math.abs(got - want) / want < 1e-12, `${got} vs ${want}`);
+    const s = 2048;
+    for (const name of ['gpt3-1.3b', 'llama2-7b']) {
+      const m = resolveModel(name);
+      for (const [b, t] of [[1, 1], [2, 4]] as const) {
+        const env = { b, tp: t };
+        const sbh = s * b * m.hidden;
+        const sbf = s * b * m.ffnHidden;
+        const noFlash = blockQuantities(m, { seqLen: s, flash: false, dropout: 0 });
+        near(interpret(noFlash.saved.pointwise, env), interpret(noFlash.saved.selective, env) - 4 * sbh - (2 * sbf) / t);
+        const flash = blockQuantities(m, { seqLen: s, flash: true, dropout: 0 });
+        near(interpret(flash.saved.pointwise, env), interpret(flash.saved.none, env) - 4 * sbh - (2 * sbf) / t);
+        const sp = blockQuantities(m, { seqLen: s, flash: true, dropout: 0, sequenceParallel: true });
+        near(interpret(sp.saved.pointwise, env), interpret(sp.saved.none, env) - (4 * sbh) / t - (2 * sbf) / t);
+        assert.ok(interpret(flash.saved.pointwise, env) > interpret(flash.saved.full, env));
+        assert.equal(noFlash.pointwise.withCore, true);
+        assert.equal(flash.pointwise.withCore, false);
+      }
+    }
+  });
   it('model-state bytes per parameter: 16 with bf16 grads, 18 with fp32 main grads', () => {
     assert.equal(stateBytesPerParam('bf16'), 16);
     assert.equal(stateBytesPerParam('fp32'), 18);

@@ -128,6 +128,33 @@ describe('tuner/predict: predictions', () => {
     assert.ok(full.stages[0]!.peakMemoryBytes < none.stages[0]!.peakMemoryBytes);
   });
 
+  it('pointwise recomputation: less memory than none, more than full; a little slower than none, much faster than full', () => {
+    const hw = hardwareFor('a100-40gb');
+    const base = { model: 'gpt3-1.3b', gpu: 'a100-40gb', nodes: 1, gpusPerNode: 1, globalBatch: 8, tp: 1, pp: 1, dp: 1, microBatch: 2, flash: true } as const;
+    const p = (ckpt: 'none' | 'pointwise' | 'full') => predictPlan(uniformPlan({ ...base, ckpt }), hw);
+    const [none, pw, full] = [p('none'), p('pointwise'), p('full')];
+    const peak = (r: typeof none) => r.stages[0]!.peakMemoryBytes;
+    assert.ok(peak(pw) < peak(none) && peak(pw) > peak(full), `${peak(full)} < ${peak(pw)} < ${peak(none)}`);
+    assert.ok(pw.iterationSeconds > none.iterationSeconds);
+    assert.ok(pw.iterationSeconds - none.iterationSeconds < 0.1 * (full.iterationSeconds - none.iterationSeconds), 'norms and activation functions are a small part of a layer');
+    // with flash the core is not recomputed: pointwise adds no FLOPs
+    assert.equal(pw.hardwareFlopsPerIteration, none.hardwareFlopsPerIteration);
+    // "layers" with "others": the last 12 layers fully, the other 12 pointwise
+    const mixed = uniformPlan({ ...base, ckpt: 12 });
+    const layersOnly = predictPlan(mixed, hw);
+    mixed.stages[0]!.ckpt = { mode: 'layers', count: 12, others: 'pointwise' };
+    const both = predictPlan(mixed, hw);
+    assert.ok(peak(both) < peak(layersOnly) && both.iterationSeconds > layersOnly.iterationSeconds);
+  });
+
+  it('ckpt.others is checked: a known partial mode, and only with mode "layers"', () => {
+    const plan = uniformPlan({ model: 'tiny-llama', gpu: 'cpu', nodes: 1, gpusPerNode: 1, globalBatch: 4, tp: 1, pp: 1, dp: 1, microBatch: 1, ckpt: 2 });
+    plan.stages[0]!.ckpt = { mode: 'layers', count: 2, others: 'some' as 'pointwise' };
+    assert.throws(() => predictPlan(plan, hardwareFor('cpu')), /stages\[0\]\.ckpt\.others: unknown "some"; valid: selective, pointwise/);
+    plan.stages[0]!.ckpt = { mode: 'full', others: 'pointwise' };
+    assert.throws(() => predictPlan(plan, hardwareFor('cpu')), /stages\[0\]\.ckpt\.others: applies only to mode "layers"/);
+  });
+
   it('an infeasible plan is a result whose reason names the stage and the shortfall', () => {
     const plan = uniformPlan({ model: 'gpt3-175b', gpu: 'a100-80gb', nodes: 1, gpusPerNode: 8, globalBatch: 16, tp: 8, pp: 1, dp: 1, microBatch: 1, zero: 1, ckpt: 'full', flash: true });
     const r = predictPlan(plan, hardwareFor('a100-80gb'));

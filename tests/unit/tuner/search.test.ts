@@ -77,7 +77,7 @@ describe('tuner search: space', () => {
     for (const [text, re] of [
       ['foo=1', /--pin foo: unknown pin; valid keys: tp, pp/],
       ['zero=4', /--pin zero: invalid value "4"; valid: 0, 1, 2 or 3/],
-      ['ckpt=some', /--pin ckpt: invalid value "some"; valid: none, selective, full/],
+      ['ckpt=some', /--pin ckpt: invalid value "some"; valid: none, selective, pointwise, full/],
       ['offloadWeights=1.5', /--pin offloadWeights: invalid value "1.5"; valid: a ratio in \[0, 1\]/],
       ['layers=3+x', /--pin layers/],
       ['tp', /not key=value/],
@@ -238,6 +238,22 @@ describe('tuner search: plans', function () {
     assert.ok(mg.plan);
     const s0 = mg.plan.stages[0]!;
     assert.ok(mg.plan.stages.every((s) => s.zero === s0.zero && s.zero <= 1 && s.offload.optimizer === 0 && s.offload.activations === 0));
+  });
+
+  it('where memory binds, the mist space recomputes pointwise ops; baseline spaces never do; ckpt=pointwise pins it', async () => {
+    const req = { ...request('gpt3-13b', 'l4-24gb', 2, 8, 256, { baselines: true }), workload: { flash: true, dropout: 0, gradDtype: 'bf16' as const } };
+    const r = await tune(req, deps());
+    assert.ok(r.plan, r.infeasible?.reason);
+    assertSound(r.plan, req);
+    const pointwise = (ck: { mode: string; others?: string }) => ck.mode === 'pointwise' || ck.others === 'pointwise';
+    assert.ok(r.plan.stages.some((s) => pointwise(s.ckpt)), JSON.stringify(r.plan.stages.map((s) => s.ckpt)));
+    for (const [space, b] of Object.entries(r.record.baselines)) {
+      assert.ok(b.plan, space);
+      assert.ok(b.plan.stages.every((s) => !pointwise(s.ckpt) && s.ckpt.others === undefined), space);
+    }
+    const pinned = await tune({ ...request('gpt3-1.3b', 'a100-40gb', 1, 4, 32), pins: parsePins('ckpt=pointwise,gradAccum=8') }, deps());
+    assert.ok(pinned.plan);
+    assert.ok(pinned.plan.stages.every((s) => s.ckpt.mode === 'pointwise'));
   });
 
   it('exhaustive is never worse than mist on a small case', async () => {

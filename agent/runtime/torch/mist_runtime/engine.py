@@ -35,7 +35,11 @@ class Stage:
         self.ctx = Ctx(dims, self.tpg, tp_rank, device)
         self.ctx.dropout = float((plan.get("workload") or {}).get("dropout") or 0.0)
         ck = st.get("ckpt") or {"mode": "none"}
-        self.ctx.selective = ck.get("mode") == "selective"
+        # partial recomputation of the layers not fully recomputed: selective (attention core) or pointwise
+        # (norms and activation function too; this runtime has no flash kernel, so the core is recomputed as well)
+        partial = ck.get("mode") if ck.get("mode") in ("selective", "pointwise") else ck.get("others") if ck.get("mode") == "layers" else None
+        self.ctx.selective = partial in ("selective", "pointwise")
+        self.ctx.pointwise = partial == "pointwise"
         self.units = build_units(st["layers"][0], st["layers"][1], self.first, self.last, self.ctx, seed)
         blocks = [u for u in self.units if u.kind == "block"]
         if ck.get("mode") == "full":

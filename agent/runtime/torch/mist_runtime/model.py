@@ -71,6 +71,8 @@ class Ctx:
         self.tp = tp_group.size
         self.targets = None
         self.selective = False
+        # "pointwise" checkpointing: norm and activation-function outputs are recomputed in backward, not stored
+        self.pointwise = False
         # Dropout probability from the plan's workload (0 by default: parity with a single process needs it off).
         # Every rank seeds the same generator and makes the same calls, so the masks on replicated activations
         # agree across a TP group.
@@ -105,6 +107,10 @@ def _rms(x, w, eps=1e-5):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
 
 
+def _swiglu(g, u):
+    return F.silu(g) * u
+
+
 def _rope(x, cos, sin):
     d = x.shape[-1] // 2
     x1, x2 = x[..., :d], x[..., d:]
@@ -124,6 +130,56 @@ def _attn_core(q, k, v, dropout=0.0):
     if dropout > 0:
         probs = F.dropout(probs, dropout, training=True)
     return torch.matmul(probs, v)
+
+
+class _PointwiseThenLinears(torch.autograd.Function):
+    """outs[i] = linear(f(*xs), ws[i], bs[i]), saving xs and the weights but not f's output: f (a norm or an
+    activation function, memory-bound and cheap) is recomputed in backward. This is the plan's "pointwise"
+    checkpointing: the norm outputs and the activation function's output are never stored.
+
+    `group` (a TP group or None) makes the linears column-parallel: their input gradient is all-reduced over the
+    group before it flows back through f, as comm.copy_to_tp would do between f and the linears."""
+
+    @staticmethod
+    def forward(ctx, f, n_in, group, *args):
+        xs, rest = args[:n_in], args[n_in:]
+        k = len(rest) // 2
+        ws, bs = rest[:k], rest[k:]
+        with torch.no_grad():
+            y = f(*xs)
+        outs = tuple(F.linear(y, w, b) for w, b in zip(ws, bs))
+        ctx.f, ctx.n_in, ctx.group, ctx.k = f, n_in, group, k
+        ctx.has_b = tuple(b is not None for b in bs)
+        ctx.save_for_backward(*xs, *ws)
+        return outs if k > 1 else outs[0]
+
+    @staticmethod
+    def backward(ctx, *gouts):
+        saved = ctx.saved_tensors
+        xs, ws = saved[:ctx.n_in], saved[ctx.n_in:]
+        with torch.enable_grad():
+            xs_ = [x.detach().requires_grad_(x.requires_grad) for x in xs]
+            y = ctx.f(*xs_)
+        y2 = y.detach().reshape(-1, y.shape[-1])
+        gy = None
+        gws, gbs = [], []
+        for g, w, has_b in zip(gouts, ws, ctx.has_b):
+            g2 = g.reshape(-1, g.shape[-1])
+            gws.append(g2.t().matmul(y2) if w.requires_grad else None)
+            gbs.append(g2.sum(0) if has_b else None)
+            gi = g.matmul(w)
+            gy = gi if gy is None else gy + gi
+        if ctx.group is not None and ctx.group.size > 1:
+            gy = comm.all_reduce(gy.contiguous().clone(), ctx.group)
+        need = [x for x in xs_ if x.requires_grad]
+        got = iter(torch.autograd.grad(y, need, gy) if need else [])
+        gxs = [next(got) if x.requires_grad else None for x in xs_]
+        return (None, None, None, *gxs, *gws, *gbs)
+
+
+def pointwise_then_linears(f, xs, ws, bs, group=None):
+    """linear(f(*xs), w, b) for each (w, b), without storing f's output (see _PointwiseThenLinears)."""
+    return _PointwiseThenLinears.apply(f, len(xs), group, *xs, *ws, *bs)
 
 
 class Pre(Unit):
@@ -202,19 +258,31 @@ class Block(Unit):
             self.register_buffer("cos", f.cos().to(ctx.device), persistent=False)
             self.register_buffer("sin", f.sin().to(ctx.device), persistent=False)
 
-    def _attention(self, h):
-        c, d, n = self.ctx, self.ctx.d, self.n
-        b, s, _ = h.shape
-        hl, kvl = d.heads // c.tp, d.kv // c.tp
-        h = comm.copy_to_tp(h, c.tpg)
+    def _norm(self, which):
+        """(f, params) of norm 1 or 2: f(x, *params) is the normalised x."""
+        d, n = self.ctx.d, self.n
         if d.llama:
-            q = F.linear(h, self.p(n + "attn.wq"))
-            k = F.linear(h, self.p(n + "attn.wk"))
-            v = F.linear(h, self.p(n + "attn.wv"))
-        else:
-            q = F.linear(h, self.p(n + "attn.wq"), self.p(n + "attn.bq"))
-            k = F.linear(h, self.p(n + "attn.wk"), self.p(n + "attn.bk"))
-            v = F.linear(h, self.p(n + "attn.wv"), self.p(n + "attn.bv"))
+            return _rms, (self.p(n + "norm%d.weight" % which),)
+        return (lambda x, w, b: F.layer_norm(x, (d.hidden,), w, b)), (self.p(n + "ln%d.weight" % which), self.p(n + "ln%d.bias" % which))
+
+    def _normed_linears(self, x, which, ws, bs):
+        """The column-parallel linears fed by norm `which` of x: without pointwise checkpointing the norm output
+        is stored for their backward; with it, only x is, and the norm is recomputed."""
+        c = self.ctx
+        f, params = self._norm(which)
+        if c.pointwise and torch.is_grad_enabled():
+            out = pointwise_then_linears(f, (x, *params), ws, bs, c.tpg)
+            return out if isinstance(out, tuple) else (out,)
+        h = comm.copy_to_tp(f(x, *params), c.tpg)
+        return tuple(F.linear(h, w, b) for w, b in zip(ws, bs))
+
+    def _attention(self, x):
+        c, d, n = self.ctx, self.ctx.d, self.n
+        b, s, _ = x.shape
+        hl, kvl = d.heads // c.tp, d.kv // c.tp
+        ws = [self.p(n + "attn.w" + t) for t in "qkv"]
+        bs = [None] * 3 if d.llama else [self.p(n + "attn.b" + t) for t in "qkv"]
+        q, k, v = self._normed_linears(x, 1, ws, bs)
         q = q.view(b, s, hl, d.hd).transpose(1, 2)
         k = k.view(b, s, kvl, d.hd).transpose(1, 2)
         v = v.view(b, s, kvl, d.hd).transpose(1, 2)
@@ -234,14 +302,18 @@ class Block(Unit):
             o = o + self.p(n + "attn.bo")
         return o
 
-    def _mlp(self, h):
+    def _mlp(self, x):
         c, d, n = self.ctx, self.ctx.d, self.n
-        h = comm.copy_to_tp(h, c.tpg)
+        pointwise = c.pointwise and torch.is_grad_enabled()
         if d.llama:
-            a = F.silu(F.linear(h, self.p(n + "mlp.w1"))) * F.linear(h, self.p(n + "mlp.w3"))
-            return comm.reduce_from_tp(F.linear(a, self.p(n + "mlp.w2")), c.tpg)
-        a = F.gelu(F.linear(h, self.p(n + "mlp.fc1"), self.p(n + "mlp.b1")))
-        return comm.reduce_from_tp(F.linear(a, self.p(n + "mlp.fc2")), c.tpg) + self.p(n + "mlp.b2")
+            g, u = self._normed_linears(x, 2, [self.p(n + "mlp.w1"), self.p(n + "mlp.w3")], [None, None])
+            w2 = self.p(n + "mlp.w2")
+            out = pointwise_then_linears(_swiglu, (g, u), (w2,), (None,)) if pointwise else F.linear(_swiglu(g, u), w2)
+            return comm.reduce_from_tp(out, c.tpg)
+        (h,) = self._normed_linears(x, 2, [self.p(n + "mlp.fc1")], [self.p(n + "mlp.b1")])
+        fc2 = self.p(n + "mlp.fc2")
+        out = pointwise_then_linears(F.gelu, (h,), (fc2,), (None,)) if pointwise else F.linear(F.gelu(h), fc2)
+        return comm.reduce_from_tp(out, c.tpg) + self.p(n + "mlp.b2")
 
     def _dropout_p(self):
         # module.training, not torch.is_grad_enabled(): a checkpointed forward runs under no_grad and must still
@@ -253,12 +325,8 @@ class Block(Unit):
         return F.dropout(x, p, training=True) if p > 0 else x
 
     def forward(self, x):
-        d, n = self.ctx.d, self.n
-        if d.llama:
-            x = x + self._drop(self._attention(_rms(x, self.p(n + "norm1.weight"))))
-            return x + self._drop(self._mlp(_rms(x, self.p(n + "norm2.weight"))))
-        x = x + self._drop(self._attention(F.layer_norm(x, (d.hidden,), self.p(n + "ln1.weight"), self.p(n + "ln1.bias"))))
-        return x + self._drop(self._mlp(F.layer_norm(x, (d.hidden,), self.p(n + "ln2.weight"), self.p(n + "ln2.bias"))))
+        x = x + self._drop(self._attention(x))
+        return x + self._drop(self._mlp(x))
 
 
 class Post(Unit):

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import type { JobDetail } from '../../api/service.js';
 import { clientFrom, dash, formatAge, formatRate, renderTable, withClientOptions, type ClientFlags } from '../client.js';
 import { printJson } from '../output.js';
+import { ckptText } from '../format.js';
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -42,7 +43,7 @@ function planText(plan: unknown): string[] {
   out.push(`  id ${cell(plan.id)} · space ${cell(plan.space)} · ${cell(cluster.nodes)}×${cell(cluster.gpusPerNode)} ${cell(cluster.gpu)}`);
   out.push(`  global batch ${cell(plan.globalBatch)} · seq ${cell(plan.seqLen)} · grad accum ${cell(plan.gradAccum)} · ${stages.length} stage(s)`);
   stages.forEach((s, i) => {
-    const ckpt = isObj(s.ckpt) ? (s.ckpt.mode === 'layers' ? `last ${cell(s.ckpt.count)}` : cell(s.ckpt.mode)) : '-';
+    const ckpt = ckptText(isObj(s.ckpt) ? s.ckpt : undefined);
     const layers = Array.isArray(s.layers) ? `${cell(s.layers[0])}-${cell(s.layers[1])}` : '-';
     out.push(`  stage ${i}: layers ${layers} · dp ${cell(s.dp)} tp ${cell(s.tp)} mb ${cell(s.microBatch)} zero ${cell(s.zero)} ckpt ${ckpt}`);
   });

@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs';
 import { badInput, MistError } from '../../../../protocol/src/errors.js';
 import type { Plan } from '../../domain/plan.js';
 import { isPostgresUrl, openStore, resolveDbLocation, type PlanFilter, type PlanSummary, type Store, type StoredPlan } from '../../plans/store.js';
-import { formatPrediction } from '../format.js';
+import { ckptText, formatPrediction } from '../format.js';
 import { choiceFlag, intFlag } from '../flags.js';
 import { printJson } from '../output.js';
 
@@ -250,11 +250,6 @@ interface CompareRow {
 }
 
 const GiB = 1024 ** 3;
-
-function ckptText(c: Plan['stages'][number]['ckpt'] | undefined): string {
-  if (!c) return '-';
-  return c.mode === 'layers' ? `last ${c.count ?? 0}` : c.mode;
-}
 
 /** Flattens both plans into comparable rows: general, then each stage's knobs, then predictions. */
 export function compareRows(a: StoredPlan, b: StoredPlan): CompareRow[] {
