@@ -26,7 +26,7 @@ export interface MegatronPlanStage {
   tp: number;
   microBatch: number;
   zero: 0 | 1 | 2 | 3;
-  ckpt: { mode: 'none' | 'selective' | 'pointwise' | 'layers' | 'full'; count?: number; others?: 'selective' | 'pointwise' };
+  ckpt: { mode: 'none' | 'selective' | 'norms' | 'pointwise' | 'layers' | 'full'; count?: number; others?: 'selective' | 'norms' | 'pointwise' };
   offload: { weights: number; grads: number; optimizer: number; activations: number };
 }
 
@@ -138,15 +138,32 @@ export function planToMegatron(plan: MegatronPlan): MegatronLaunch {
     }
   }
 
-  // recomputation: Megatron-LM has no recomputation of a dense MLP's activation function and no partial
-  // recomputation beside block recomputation, so "pointwise" runs as selective and "others" is dropped
+  // recomputation. Partial modes are Megatron-Core's selective modules: selective = core_attn, norms = layernorm
+  // (+ core_attn without flash). Megatron-LM cannot recompute a dense MLP's activation function alone, nor combine
+  // selective modules with block recomputation, so "pointwise" runs as "norms" and "others" is dropped.
+  const PARTIAL = ['selective', 'norms', 'pointwise'];
+  const moduleSet = new Set<string>();
+  for (const s of stages) {
+    if (s.ckpt.mode === 'selective') moduleSet.add('core_attn');
+    if (s.ckpt.mode === 'norms' || s.ckpt.mode === 'pointwise') {
+      if (!plan.workload.flash) moduleSet.add('core_attn');
+      moduleSet.add('layernorm');
+    }
+  }
+  const selectiveArgs = (): Array<string | number> => {
+    const mods = ['core_attn', 'layernorm'].filter((m) => moduleSet.has(m));
+    return mods.length === 0 || (mods.length === 1 && mods[0] === 'core_attn') ? ['--recompute-granularity', 'selective'] : ['--recompute-granularity', 'selective', '--recompute-modules', ...mods];
+  };
   if (stages.some((s) => s.ckpt.mode === 'pointwise')) {
-    approx.push({ feature: 'stages[*].ckpt.mode', approximation: 'pointwise recomputation (norms and activation function) becomes selective (core attention): the norm and activation outputs are stored, more activation memory than planned' });
+    approx.push({ feature: 'stages[*].ckpt.mode', approximation: 'pointwise recomputation (norms and activation function) runs as --recompute-modules layernorm: the activation function\'s output is stored, more activation memory than planned' });
+  }
+  if (new Set(stages.map((s) => s.ckpt.mode).filter((m) => PARTIAL.includes(m))).size > 1) {
+    approx.push({ feature: 'stages[*].ckpt.mode', approximation: `per-stage partial recomputation becomes one module set for every stage: ${[...moduleSet].join(', ')}` });
   }
   if (stages.some((s) => s.ckpt.mode === 'layers' && s.ckpt.others !== undefined)) {
     approx.push({ feature: 'stages[*].ckpt.others', approximation: 'partial recomputation of the layers outside the recomputed block is dropped (Megatron-LM recomputes either blocks or selectively, not both): more activation memory than planned' });
   }
-  const modes = stages.map((s) => (s.ckpt.mode === 'pointwise' ? 'selective' : s.ckpt.mode));
+  const modes = stages.map((s) => (PARTIAL.includes(s.ckpt.mode) ? 'selective' : s.ckpt.mode));
   const counts = stages.map((s) => (s.ckpt.mode === 'layers' ? Math.min(s.ckpt.count ?? 0, layerCount(s)) : s.ckpt.mode === 'full' ? layerCount(s) : 0));
   const allFull = stages.every((s, i) => modes[i] === 'full' || (modes[i] === 'layers' && counts[i] === layerCount(s)));
   if (allFull) {
@@ -154,7 +171,7 @@ export function planToMegatron(plan: MegatronPlan): MegatronLaunch {
   } else if (modes.every((x) => x === 'none')) {
     /* no recomputation */
   } else if (modes.every((x) => x === 'selective')) {
-    push('--recompute-granularity', 'selective');
+    push(...selectiveArgs());
   } else if (modes.every((x) => x !== 'selective')) {
     const c = Math.max(...counts);
     push('--recompute-granularity', 'full', '--recompute-method', 'block', '--recompute-num-layers', c);
@@ -168,7 +185,7 @@ export function planToMegatron(plan: MegatronPlan): MegatronLaunch {
       push('--recompute-granularity', 'full', '--recompute-method', 'block', '--recompute-num-layers', c);
       approx.push({ feature: 'stages[*].ckpt', approximation: `a mix of selective and layer recomputation (${modes.join(', ')}) becomes block recompute of ${c} layers on every stage (FIRST c layers, see above); selective recomputation is dropped` });
     } else {
-      push('--recompute-granularity', 'selective');
+      push(...selectiveArgs());
       approx.push({ feature: 'stages[*].ckpt', approximation: `a mix of none and selective (${modes.join(', ')}) becomes selective on every stage` });
     }
   }

@@ -38,9 +38,9 @@ export const PIN_PROPERTIES = {
   gradAccum: { type: 'integer', minimum: 1 },
   zero: { type: 'integer', minimum: 0, maximum: 3 },
   ckpt: {
-    description: "'none', 'selective', 'pointwise', 'full', or the number N of last layers of each stage to recompute",
+    description: "'none', 'selective', 'norms', 'pointwise', 'full', or the number N of last layers of each stage to recompute",
     'x-kubernetes-int-or-string': true,
-    pattern: '^(none|selective|pointwise|full|[0-9]+)$',
+    pattern: '^(none|selective|norms|pointwise|full|[0-9]+)$',
   },
   layers: { type: 'array', items: { type: 'integer', minimum: 1 }, minItems: 1, description: 'per-stage layer counts (implies pp)' },
   offloadOptimizer: { type: 'number', minimum: 0, maximum: 1 },

@@ -7,11 +7,14 @@ import type { ModelSpec } from './model.js';
 
 export const PLAN_VERSION = 1;
 
-export type CkptMode = 'none' | 'selective' | 'pointwise' | 'layers' | 'full';
+export type CkptMode = 'none' | 'selective' | 'norms' | 'pointwise' | 'layers' | 'full';
 
-/** Partial recomputation of a layer: 'selective' the attention core; 'pointwise' the norms and the activation
- * function too (the core only without flash attention, whose kernel keeps no scores). */
-export type PartialRecompute = 'selective' | 'pointwise';
+/**
+ * Partial recomputation of a layer: 'selective' the attention core; 'norms' the two norms (Megatron-LM's
+ * `--recompute-modules layernorm`); 'pointwise' the norms and the activation function. 'norms' and 'pointwise'
+ * recompute the attention core too without flash attention (with it the kernel keeps no scores to drop).
+ */
+export type PartialRecompute = 'selective' | 'norms' | 'pointwise';
 
 export interface Ckpt {
   mode: CkptMode;

@@ -6,8 +6,9 @@
  *  - row columns (one value per candidate): b (micro-batch per GPU), dp, tp, wre/gre/ore (ZeRO flags: shard
  *    weights / grads / optimizer states over dp), wo/go/oo/ao (offloaded fraction of the sharded weights, grads,
  *    optimizer states, and of the saved activations), sel (partial recomputation of the layers that are not
- *    fully checkpointed: 0 none, 1 selective = the attention core, 2 pointwise = also the norms and the activation
- *    function, the core only without flash), ppdp/pptp/ppzero (the pre/post layers' dp, tp and ZeRO level);
+ *    fully checkpointed: 0 none, 1 selective = the attention core, 2 pointwise = the norms and the activation
+ *    function, 3 norms = the norms only; 2 and 3 also the core without flash), ppdp/pptp/ppzero (the pre/post
+ *    layers' dp, tp and ZeRO level);
  *  - row scalars (one value per prepared batch): G (micro-batches per iteration), nodes and gpn (the stage's
  *    nodes × GPUs per node), cross (1 when the stage's outgoing pipeline link crosses nodes);
  *  - cell scalars: l (layers in the stage), c (how many of the stage's last layers are fully recomputed),
@@ -146,12 +147,13 @@ export interface LayerTimes {
   fwd: Expr;
   bwd: Expr;
   /**
-   * Re-running the forward (full checkpointing), the attention core only (selective), and the norms and the
-   * activation function plus the core unless flash keeps it (pointwise).
+   * Re-running the forward (full checkpointing), the attention core only (selective), the norms and the
+   * activation function plus the core unless flash keeps it (pointwise), the norms plus that core (norms).
    */
   recomputeFull: Expr;
   recomputeCore: Expr;
   recomputePointwise: Expr;
+  recomputeNorms: Expr;
   tpFwd: Expr;
   tpBwd: Expr;
 }
@@ -204,6 +206,7 @@ export function layerTimes(q: LayerQuantities, hw: HardwareParams, tpInter: Expr
     recomputeFull: fwd,
     recomputeCore: add(coreGemm, mul(hbm, q.core.memFwd)),
     recomputePointwise: add(q.pointwise.withCore ? add(coreGemm, mul(hbm, q.core.memFwd)) : 0, mul(hbm, q.pointwise.memFwd)),
+    recomputeNorms: add(q.pointwise.withCore ? add(coreGemm, mul(hbm, q.core.memFwd)) : 0, mul(hbm, q.pointwise.normsMemFwd)),
     tpFwd,
     tpBwd,
   };
@@ -273,7 +276,7 @@ export function stageExprs(ctx: StageModelContext): StageExprs {
     return {
       ...q,
       params: t(q.params),
-      saved: { none: t(q.saved.none), selective: t(q.saved.selective), pointwise: t(q.saved.pointwise), full: t(q.saved.full) },
+      saved: { none: t(q.saved.none), selective: t(q.saved.selective), norms: t(q.saved.norms), pointwise: t(q.saved.pointwise), full: t(q.saved.full) },
       fwdTransient: t(q.fwdTransient),
       bwdTransient: t(q.bwdTransient),
       out: t(q.out),
@@ -281,7 +284,7 @@ export function stageExprs(ctx: StageModelContext): StageExprs {
       memFwd: t(q.memFwd),
       memBwd: t(q.memBwd),
       core: { gemms: q.core.gemms.map((g) => ({ name: g.name, flops: t(g.flops) })), memFwd: t(q.core.memFwd) },
-      pointwise: { memFwd: t(q.pointwise.memFwd), withCore: q.pointwise.withCore },
+      pointwise: { memFwd: t(q.pointwise.memFwd), normsMemFwd: t(q.pointwise.normsMemFwd), withCore: q.pointwise.withCore },
       tpComm: {
         ...q.tpComm,
         fwd: q.tpComm.fwd.map((c) => ({ ...c, bytes: t(c.bytes) })),
@@ -321,8 +324,8 @@ export function stageExprs(ctx: StageModelContext): StageExprs {
 
   const A0 = blk.saved.none;
   const Ack = blk.saved.full;
-  // saved set of a layer that is not fully checkpointed: sel 0 none, 1 selective, 2 pointwise
-  const Ansel = select(eq(sel, 2), blk.saved.pointwise, select(sel, blk.saved.selective, A0));
+  // saved set of a layer that is not fully checkpointed: sel 0 none, 1 selective, 2 pointwise, 3 norms
+  const Ansel = select(eq(sel, 3), blk.saved.norms, select(eq(sel, 2), blk.saved.pointwise, select(sel, blk.saved.selective, A0)));
   const SAck = mul(Ack, ao);
   const SAnck = mul(Ansel, ao);
 
@@ -354,7 +357,8 @@ export function stageExprs(ctx: StageModelContext): StageExprs {
     }
   };
   const fwdCompute = (first: boolean): Expr => (first ? add(T.fwd, optStep) : T.fwd);
-  const bwdCompute = (ck: boolean): Expr => (ck ? add(T.bwd, T.recomputeFull) : add(T.bwd, select(eq(sel, 2), T.recomputePointwise, mul(sel, T.recomputeCore))));
+  const partialRecompute = select(eq(sel, 3), T.recomputeNorms, select(eq(sel, 2), T.recomputePointwise, select(sel, T.recomputeCore, 0)));
+  const bwdCompute = (ck: boolean): Expr => (ck ? add(T.bwd, T.recomputeFull) : add(T.bwd, partialRecompute));
   /** Time of one layer (forward + backward of one micro-batch) at a position in the stage. */
   const block = (where: Where, ck: boolean, firstLast: boolean): Expr => {
     const f = phaseTime(fwdCompute(firstLast), loads(firstLast ? 'F1' : 'Fk', ck), where);

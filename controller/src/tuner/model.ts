@@ -207,9 +207,10 @@ export interface LayerQuantities {
   params: Expr;
   /**
    * Saved activation bytes per GPU per micro-batch: without checkpointing, selective (attention core recomputed),
-   * pointwise (norm and activation-function outputs recomputed too; the core only without flash), full.
+   * norms (norm outputs recomputed, and the core without flash: Megatron's --recompute-modules layernorm
+   * [core_attn]), pointwise (norm and activation-function outputs recomputed; the core without flash), full.
    */
-  saved: { none: Expr; selective: Expr; pointwise: Expr; full: Expr };
+  saved: { none: Expr; selective: Expr; norms: Expr; pointwise: Expr; full: Expr };
   /** Transient bytes above the saved set while the layer runs forward (no-ckpt schedule) and backward. */
   fwdTransient: Expr;
   bwdTransient: Expr;
@@ -223,10 +224,11 @@ export interface LayerQuantities {
   /** The attention core alone (what selective checkpointing recomputes): GEMMs and memory traffic of its forward. */
   core: { gemms: Gemm[]; memFwd: Expr };
   /**
-   * What pointwise checkpointing re-runs: the norms and the activation function (bytes moved), and the attention
-   * core too when `withCore` (without flash, whose kernel keeps no scores to drop).
+   * What norms / pointwise checkpointing re-runs: the norms (normsMemFwd) or the norms and the activation
+   * function (memFwd), in bytes moved, and the attention core too when `withCore` (without flash, whose kernel
+   * keeps no scores to drop).
    */
-  pointwise: { memFwd: Expr; withCore: boolean };
+  pointwise: { memFwd: Expr; normsMemFwd: Expr; withCore: boolean };
   /** With flash attention the core is one fused kernel whose backward recomputes the scores: bwd/fwd FLOP ratio. */
   coreBwdRatio: number;
   /** TP collectives per micro-batch (0 when tp = 1 is decided by the collective model). */
@@ -278,7 +280,9 @@ export function blockQuantities(m: ModelSpec, w: LayerWorkload): LayerQuantities
   // pointwise: the two norm outputs (QKV and MLP inputs) and the activation function's output (fc2 / w2 input)
   // are recomputed from what stays saved (the norm inputs, the fc1 / gate-up outputs); with flash the core keeps
   // only its log-sum-exp, so it is not recomputed
-  const pointwise = sub(w.flash ? none : selective, add(seqSplit(mul(2, 2, sbh)), mul(2, sbfT)));
+  const normOutputs = seqSplit(mul(2, 2, sbh));
+  const normsSaved = sub(w.flash ? none : selective, normOutputs);
+  const pointwise = sub(normsSaved, mul(2, sbfT));
   const full = seqSplit(mul(2, sbh)); // the layer input (sequence-sharded under SP, as Megatron checkpoints it)
 
   // --- transient memory while the layer runs ---
@@ -329,7 +333,7 @@ export function blockQuantities(m: ModelSpec, w: LayerWorkload): LayerQuantities
 
   return {
     params,
-    saved: { none, selective, pointwise, full },
+    saved: { none, selective, norms: normsSaved, pointwise, full },
     fwdTransient,
     bwdTransient,
     out: seqSplit(mul(2, sbh)), // Megatron sends the sequence-sharded hidden state between stages under SP
@@ -337,7 +341,7 @@ export function blockQuantities(m: ModelSpec, w: LayerWorkload): LayerQuantities
     memFwd,
     memBwd,
     core: { gemms: coreGemms, memFwd: coreMem },
-    pointwise: { memFwd: add(norms, act), withCore: !w.flash },
+    pointwise: { memFwd: add(norms, act), normsMemFwd: norms, withCore: !w.flash },
     coreBwdRatio: w.flash ? 2.5 : 2,
     // plain TP: one all-reduce after each row-parallel GEMM (fwd: proj, fc2) and before each column-parallel input
     // gradient (bwd: qkv, fc1). SP: all-gather → qkv / fc1, proj / fc2 → reduce-scatter, mirrored in backward, and
@@ -375,7 +379,7 @@ export function preQuantities(m: ModelSpec, w: LayerWorkload): LayerQuantities {
   const memFwd = add(mul(4, sbh), gpt ? seqSplit(mul(6, sbh)) : 0);
   return {
     params,
-    saved: { none: saved, selective: saved, pointwise: saved, full: saved },
+    saved: { none: saved, selective: saved, norms: saved, pointwise: saved, full: saved },
     fwdTransient: mul(2, 2, sbh),
     bwdTransient: mul(2, 2, sbh),
     out: seqSplit(mul(2, sbh)),
@@ -383,7 +387,7 @@ export function preQuantities(m: ModelSpec, w: LayerWorkload): LayerQuantities {
     memFwd,
     memBwd: mul(2, memFwd),
     core: { gemms: [], memFwd: num(0) },
-    pointwise: { memFwd: num(0), withCore: false },
+    pointwise: { memFwd: num(0), normsMemFwd: num(0), withCore: false },
     coreBwdRatio: 2,
     // the vocab-parallel embedding's partial sums: all-reduced (plain TP) or reduce-scattered to the sequence shards
     // (SP, whose backward all-gathers the gradient)
@@ -415,7 +419,7 @@ export function postQuantities(m: ModelSpec, w: LayerWorkload, headResident: boo
   const memFwd = add(seqSplit(mul(8, sbh)), mul(14, bsvT)); // norm; logits → fp32, softmax read/write, loss
   return {
     params,
-    saved: { none: saved, selective: saved, pointwise: saved, full: saved },
+    saved: { none: saved, selective: saved, norms: saved, pointwise: saved, full: saved },
     // bf16 logits alive while the fp32 softmax is written (Mist's measured GPT-1.3B b=8 peak, mist.md §9.1,
     // fits 6·b·s·V bytes for the head, not more)
     fwdTransient: mul(2, bsvT),
@@ -427,7 +431,7 @@ export function postQuantities(m: ModelSpec, w: LayerWorkload, headResident: boo
     memFwd,
     memBwd: mul(2, memFwd),
     core: { gemms: [], memFwd: num(0) },
-    pointwise: { memFwd: num(0), withCore: false },
+    pointwise: { memFwd: num(0), normsMemFwd: num(0), withCore: false },
     coreBwdRatio: 2,
     // plain TP: logits input all-reduce (bwd) and the vocab-parallel cross-entropy's max/sum all-reduces (fwd, 3 floats
     // per row), both priced at 4·b·s bytes (kept as calibrated). SP: the cross-entropy all-reduces, the all-gather of

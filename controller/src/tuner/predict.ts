@@ -34,8 +34,8 @@ function posInt(field: string, v: unknown, valid = 'a positive integer'): number
   return v;
 }
 
-const CKPT_MODES = ['none', 'selective', 'pointwise', 'layers', 'full'] as const;
-const PARTIAL_MODES = ['selective', 'pointwise'] as const;
+const CKPT_MODES = ['none', 'selective', 'norms', 'pointwise', 'layers', 'full'] as const;
+const PARTIAL_MODES = ['selective', 'norms', 'pointwise'] as const;
 const OFFLOAD_KEYS = ['weights', 'grads', 'optimizer', 'activations'] as const;
 
 /** Throws BAD_INPUT (naming the field and what would be valid) for any plan the cost model cannot price. */
@@ -151,9 +151,9 @@ export function validatePlan(plan: Plan): void {
   if (pr.dp * pr.tp !== stageGpus) throw badInput('prePost.dp', `dp ${pr.dp} × tp ${pr.tp} ≠ the stage's ${stageGpus} GPUs`, 'prePost.dp × prePost.tp must equal the GPUs of a stage');
 }
 
-/** The cost model's partial-recomputation code: 0 none, 1 selective, 2 pointwise. */
+/** The cost model's partial-recomputation code: 0 none, 1 selective, 2 pointwise, 3 norms. */
 export function partialCode(p: PartialRecompute | undefined): number {
-  return p === 'pointwise' ? 2 : p === 'selective' ? 1 : 0;
+  return p === 'norms' ? 3 : p === 'pointwise' ? 2 : p === 'selective' ? 1 : 0;
 }
 
 /** Fully recomputed layers c and the partial-recomputation code of the others (see partialCode). */
@@ -162,6 +162,7 @@ export function ckptCount(ck: Ckpt, layers: number): { c: number; sel: number } 
     case 'none':
       return { c: 0, sel: 0 };
     case 'selective':
+    case 'norms':
     case 'pointwise':
       return { c: 0, sel: partialCode(ck.mode) };
     case 'layers':
@@ -271,7 +272,7 @@ export function predictPlan(plan: Plan, hw: HardwareParams): Prediction {
 
 /**
  * FLOPs of checkpoint recomputation per iteration (full: the layer's forward; selective: the attention core;
- * pointwise: the core unless flash keeps it, its norms and activation function being memory-bound, not FLOPs).
+ * norms and pointwise: the core unless flash keeps it, norms and activation functions being memory-bound).
  */
 export function recomputeFlops(plan: Plan): number {
   const q = blockQuantities(plan.model, { seqLen: plan.seqLen, flash: plan.workload.flash, dropout: plan.workload.dropout });
@@ -282,7 +283,7 @@ export function recomputeFlops(plan: Plan): number {
   for (const s of plan.stages) {
     const nl = s.layers[1] - s.layers[0] + 1;
     const { c, sel } = ckptCount(s.ckpt, nl);
-    const partial = sel === 1 || (sel === 2 && q.pointwise.withCore) ? core : 0;
+    const partial = sel === 1 || (sel >= 2 && q.pointwise.withCore) ? core : 0;
     total += c * layerFwd + (nl - c) * partial;
   }
   return total * plan.globalBatch;
@@ -306,7 +307,7 @@ export interface UniformPlanOptions {
   /** Derived from globalBatch / (dp · microBatch) when omitted. */
   gradAccum?: number;
   zero?: 0 | 1 | 2 | 3;
-  ckpt?: 'none' | 'selective' | 'pointwise' | 'full' | number;
+  ckpt?: 'none' | 'selective' | 'norms' | 'pointwise' | 'full' | number;
   offload?: Partial<Offload>;
   flash?: boolean;
   dropout?: number;
@@ -370,8 +371,8 @@ export function uniformPlan(o: UniformPlanOptions): Plan {
   const ckpt = (n: number): Ckpt => {
     const c = o.ckpt ?? 'none';
     if (typeof c === 'number') return { mode: 'layers', count: c };
-    if (c === 'none' || c === 'selective' || c === 'pointwise' || c === 'full') return { mode: c };
-    throw badInput('ckpt', `unknown ${JSON.stringify(c)}`, `valid: none, selective, pointwise, full, or a layer count 0..${n}`);
+    if (c === 'none' || c === 'selective' || c === 'norms' || c === 'pointwise' || c === 'full') return { mode: c };
+    throw badInput('ckpt', `unknown ${JSON.stringify(c)}`, `valid: none, selective, norms, pointwise, full, or a layer count 0..${n}`);
   };
   const stages: Stage[] = split.map((layers) => ({
     layers,

@@ -23,7 +23,7 @@ import {
   type StageOutput,
   type StagePosition,
 } from './cost.js';
-import { predictPlan, stagePosition, uniformSplit } from './predict.js';
+import { partialCode, predictPlan, stagePosition, uniformSplit } from './predict.js';
 import type { InterStageProblem, PolicyOption, Solver, SolveStatus } from './solver.js';
 import { FrontBuilder, sampleWeights, thinFront } from './pareto.js';
 import {
@@ -190,7 +190,7 @@ function makeBatch(sm: StageModel, meta: RowMeta[], shape: Shape, ppZero: number
   return { meta, rows, n, prepared: sm.prepare(rows, scalars, n), outLo: outputArrays(n), outHi: outputArrays(n) };
 }
 
-const PARTIAL: Record<number, PartialRecompute | undefined> = { 1: 'selective', 2: 'pointwise' };
+const PARTIAL: Record<number, PartialRecompute | undefined> = { 1: 'selective', 2: 'pointwise', 3: 'norms' };
 
 function ckptOf(sel: number, c: number, l: number): Ckpt {
   const partial = PARTIAL[sel];
@@ -219,7 +219,8 @@ function shapeKnobs(knobs: StageKnobs, pins: Pins, dp: number): ShapeKnobs {
   const one = (z: 0 | 1 | 2 | 3): Array<0 | 1 | 2 | 3> => [z];
   const zb = pins.zero !== undefined ? one(pins.zero) : dp > 1 ? [...knobs.zeros] : one(1);
   const zo = pins.zero !== undefined ? one(pins.zero) : dp > 1 ? [...knobs.offloadZeros] : one(1);
-  const sels = pins.ckpt === 'selective' ? [1] : pins.ckpt === 'pointwise' ? [2] : pins.ckpt !== undefined ? [0] : [...knobs.partial];
+  const pinnedPartial = typeof pins.ckpt === 'string' ? partialCode(pins.ckpt === 'none' || pins.ckpt === 'full' ? undefined : pins.ckpt) : 0;
+  const sels = pinnedPartial ? [pinnedPartial] : pins.ckpt !== undefined ? [0] : [...knobs.partial];
   const tuples = offloadTuples(pinnedGrid(knobs.offload, pins));
   const groups: ShapeKnobs['groups'] = [];
   for (const sel of sels) for (const zero of zb) groups.push({ zero, sel, offload: tuples.length > 1 && zo.includes(zero) });
@@ -232,7 +233,7 @@ function shapeKnobs(knobs: StageKnobs, pins: Pins, dp: number): ShapeKnobs {
     heavy: tuples.slice(1).filter((t) => t.wo !== tuples[0]!.wo || t.go !== tuples[0]!.go),
     ppZero: pins.zero ?? 1,
     cValues(l: number): number[] {
-      if (ck === 'none' || ck === 'selective' || ck === 'pointwise') return [0];
+      if (ck === 'none' || ck === 'selective' || ck === 'norms' || ck === 'pointwise') return [0];
       if (ck === 'full' || knobs.ckpt === 'full') return [l];
       if (typeof ck === 'number') return ck <= l ? [ck] : [];
       return Array.from({ length: l + 1 }, (_, c) => c);
@@ -711,6 +712,8 @@ function gridVariants(space: SpaceName, shape: Shape, L: number): GridVariant[] 
       for (const zero of [0, 1] as const) {
         out.push({ zero, sel: 0, off: NO_OFFLOAD, ckpt: none });
         out.push({ zero, sel: 1, off: NO_OFFLOAD, ckpt: none });
+        // Megatron-Core --recompute-granularity selective --recompute-modules layernorm (+ core_attn without flash)
+        out.push({ zero, sel: 3, off: NO_OFFLOAD, ckpt: none });
         for (let n = 1; n < lmax; n++) out.push({ zero, sel: 0, off: NO_OFFLOAD, ckpt: (l) => Math.min(n, l) });
         out.push({ zero, sel: 0, off: NO_OFFLOAD, ckpt: full });
       }
@@ -772,8 +775,12 @@ function searchGrid(ctx: Ctx, space: SpaceName, pins: Pins): SpaceOutcome {
       if (pins.ckpt !== undefined) {
         const want = pins.ckpt;
         const c0 = v.ckpt(split[0]!);
-        // (no baseline space has pointwise recomputation)
-        if (want === 'pointwise' || (want === 'selective' ? v.sel !== 1 : want === 'none' ? v.sel || c0 !== 0 : want === 'full' ? c0 !== split[0] : v.sel || c0 !== Math.min(want, split[0]!))) return;
+        const skip =
+          want === 'none' ? v.sel || c0 !== 0
+          : want === 'full' ? c0 !== split[0]
+          : typeof want === 'number' ? v.sel || c0 !== Math.min(want, split[0]!)
+          : v.sel !== partialCode(want) || c0 !== 0;
+        if (skip) return;
       }
       const stable: number[] = [];
       const delta: number[] = [];
@@ -823,13 +830,13 @@ function closestPlan(ctx: Ctx, pins: Pins): { reason: string; closest?: Plan } {
     const zero = pins.zero ?? (shape.dp > 1 ? 3 : 1);
     const meta: RowMeta = {
       zero,
-      sel: pins.ckpt === 'selective' ? 1 : pins.ckpt === 'pointwise' ? 2 : 0,
+      sel: typeof pins.ckpt === 'string' && pins.ckpt !== 'none' && pins.ckpt !== 'full' ? partialCode(pins.ckpt) : 0,
       wo: pins.offloadWeights ?? 1,
       go: pins.offloadGrads ?? 1,
       oo: pins.offloadOptimizer ?? 1,
       ao: pins.offloadActivations ?? 1,
     };
-    const cOf = (l: number): number => (pins.ckpt === 'none' || pins.ckpt === 'selective' || pins.ckpt === 'pointwise' ? 0 : typeof pins.ckpt === 'number' ? Math.min(pins.ckpt, l) : l);
+    const cOf = (l: number): number => (typeof pins.ckpt === 'number' ? Math.min(pins.ckpt, l) : pins.ckpt === 'full' || pins.ckpt === undefined ? l : 0);
     const plan = buildPlan(ctx, r.space, shape, pins.zero ?? 1, split.map((l) => ({ l, meta, c: cOf(l) })));
     let pred;
     try {

@@ -20,7 +20,7 @@ export const TP_CANDIDATES: readonly number[] = [1, 2, 4, 8];
 /** Largest G considered (Mist: 2^14). */
 export const MAX_GRAD_ACCUM = 2 ** 14;
 
-export type CkptPin = 'none' | 'selective' | 'pointwise' | 'full' | number;
+export type CkptPin = 'none' | 'selective' | 'norms' | 'pointwise' | 'full' | number;
 
 /** Fixed knobs, keyed as in the Plan (DESIGN.md §4). */
 export interface Pins {
@@ -62,7 +62,7 @@ const PIN_VALID: Record<PinKey, string> = {
   microBatch: 'a positive integer (1, 2, 4, 8)',
   gradAccum: 'a positive integer (a power of two dividing the global batch)',
   zero: '0, 1, 2 or 3',
-  ckpt: 'none, selective, pointwise, full, or a layer count N ≥ 0',
+  ckpt: 'none, selective, norms, pointwise, full, or a layer count N ≥ 0',
   layers: "per-stage layer counts joined by '+', e.g. layers=12+12",
   offloadOptimizer: 'a ratio in [0, 1]',
   offloadWeights: 'a ratio in [0, 1]',
@@ -117,7 +117,7 @@ export function parsePins(input: string | Record<string, unknown> | undefined): 
         pins.zero = Number(raw) as 0 | 1 | 2 | 3;
         break;
       case 'ckpt':
-        if (raw === 'none' || raw === 'selective' || raw === 'pointwise' || raw === 'full') pins.ckpt = raw;
+        if (raw === 'none' || raw === 'selective' || raw === 'norms' || raw === 'pointwise' || raw === 'full') pins.ckpt = raw;
         else pins.ckpt = pinInt('ckpt', raw, 0);
         break;
       case 'layers': {
@@ -264,7 +264,7 @@ export interface StageKnobs {
   offloadZeros: readonly (0 | 1 | 2 | 3)[];
   /**
    * Partial recomputation of the layers that are not fully recomputed (cost-model codes: 0 none, 1 selective,
-   * 2 pointwise), and whether it combines with a count of fully recomputed layers in the same stage.
+   * 2 pointwise, 3 norms), and whether it combines with a count of fully recomputed layers in the same stage.
    */
   partial: readonly number[];
   partialWithLayers: boolean;
@@ -276,7 +276,7 @@ export interface StageKnobs {
 export const MIST_KNOBS: StageKnobs = {
   zeros: [0, 1, 2, 3],
   offloadZeros: [1, 2, 3],
-  partial: [0, 1, 2],
+  partial: [0, 1, 2, 3],
   partialWithLayers: true,
   ckpt: 'any',
   offload: { wo: SPARSE, go: SPARSE, oo: DENSE, ao: DENSE },

@@ -89,6 +89,7 @@ describe('reference runtime through mist run-local (integration, CPU/gloo)', fun
     plans.pointwiseTp2 = { file: writePlan('pointwise-tp2', withStages(tp2, (s) => (s.ckpt = { mode: 'pointwise' }))), devices: 2 };
     plans.ckptFull1 = { file: writePlan('ckpt-full-1', withStages(p1, (s) => (s.ckpt = { mode: 'full' }))), devices: 1 };
     plans.pointwise1 = { file: writePlan('pointwise-1', withStages(p1, (s) => (s.ckpt = { mode: 'pointwise' }))), devices: 1 };
+    plans.norms1 = { file: writePlan('norms-1', withStages(p1, (s) => (s.ckpt = { mode: 'norms' }))), devices: 1 };
     plans.layersPointwise1 = { file: writePlan('layers-pointwise-1', withStages(p1, (s) => (s.ckpt = { mode: 'layers', count: 2, others: 'pointwise' }))), devices: 1 };
     plans.ckptLayers1 = { file: writePlan('ckpt-layers-1', withStages(p1, (s) => (s.ckpt = { mode: 'layers', count: 2 }))), devices: 1 };
     plans.offOpt1 = { file: writePlan('off-opt-1', withStages(p1, (s) => (s.offload.optimizer = 1))), devices: 1 };
@@ -127,7 +128,7 @@ describe('reference runtime through mist run-local (integration, CPU/gloo)', fun
     const peak = (o: RunOut): number => Math.max(...o.steps.map((s) => s.peakMemoryBytes));
     const base = peak(single);
     const got: Record<string, number> = {};
-    for (const name of ['ckptLayers1', 'ckptFull1', 'offOpt1', 'offAct1', 'pointwise1', 'layersPointwise1']) {
+    for (const name of ['ckptLayers1', 'ckptFull1', 'offOpt1', 'offAct1', 'norms1', 'pointwise1', 'layersPointwise1']) {
       const r = runLocal(plans[name]!.file, 1, ['--steps', '2']);
       assert.equal(r.code, 0, r.stderr);
       got[name] = peak(r.out!);
@@ -138,7 +139,8 @@ describe('reference runtime through mist run-local (integration, CPU/gloo)', fun
     assert.ok(got.ckptFull1! < got.ckptLayers1!, 'full checkpointing lowers it further');
     assert.ok(got.offOpt1! < base, 'optimizer offload lowers the peak');
     assert.ok(got.offAct1! < base, 'activation offload lowers the peak');
-    assert.ok(got.pointwise1! < base, 'pointwise recomputation lowers the peak');
+    assert.ok(got.norms1! < base, 'recomputing the norms lowers the peak');
+    assert.ok(got.pointwise1! < got.norms1!, 'recomputing the activation function too lowers it further');
     assert.ok(got.layersPointwise1! < got.ckptLayers1!, 'pointwise recomputation of the other layers lowers it below layer recomputation alone');
   });
 

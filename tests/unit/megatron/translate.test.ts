@@ -43,10 +43,16 @@ describe('megatron adapter: plan → pretrain_gpt.py arguments (golden)', () => 
     assert.deepEqual(out.approximations.map((a) => a.feature), ['workload.gradDtype']);
   });
 
-  it('pointwise recompute runs as selective, and "others" beside a recomputed block is dropped, each reported', () => {
+  it('norms is --recompute-modules layernorm (+ core_attn without flash); pointwise runs as norms; "others" beside a block is dropped; each reported', () => {
+    const norms = planToMegatron(plan([stage([0, 15], { ckpt: { mode: 'norms' } }), stage([16, 31], { ckpt: { mode: 'norms' } })]));
+    assert.ok(norms.args.join(' ').includes('--recompute-granularity selective --recompute-modules layernorm --'));
+    assert.ok(!norms.approximations.some((a) => a.feature.startsWith('stages[*].ckpt')));
+    const noFlash = plan([stage([0, 15], { ckpt: { mode: 'norms' } }), stage([16, 31], { ckpt: { mode: 'norms' } })]);
+    noFlash.workload = { ...noFlash.workload, flash: false };
+    assert.ok(planToMegatron(noFlash).args.join(' ').includes('--recompute-modules core_attn layernorm'));
     const pw = planToMegatron(plan([stage([0, 15], { ckpt: { mode: 'pointwise' } }), stage([16, 31], { ckpt: { mode: 'pointwise' } })]));
-    assert.ok(pw.args.join(' ').includes('--recompute-granularity selective'));
-    assert.match(pw.approximations.map((a) => `${a.feature}: ${a.approximation}`).join('\n'), /stages\[\*\]\.ckpt\.mode: pointwise recomputation .* becomes selective/);
+    assert.ok(pw.args.join(' ').includes('--recompute-granularity selective --recompute-modules layernorm'));
+    assert.match(pw.approximations.map((a) => `${a.feature}: ${a.approximation}`).join('\n'), /stages\[\*\]\.ckpt\.mode: pointwise recomputation .* runs as --recompute-modules layernorm/);
     const mixed = planToMegatron(plan([stage([0, 15], { ckpt: { mode: 'layers', count: 2, others: 'pointwise' } }), stage([16, 31], { ckpt: { mode: 'none' } })]));
     assert.ok(mixed.args.join(' ').includes('--recompute-granularity full --recompute-method block --recompute-num-layers 2'));
     assert.ok(mixed.approximations.some((a) => a.feature === 'stages[*].ckpt.others'));

@@ -237,7 +237,7 @@ describe('tuner/model: activation bytes (Korthikanti et al., validation.md §2.1
     const noDrop = blockQuantities(m, { seqLen: s, flash: false, dropout: 0 });
     assert.equal(interpret(noDrop.saved.none, env1), sbh * (32 + (2 * m.heads * s) / m.hidden));
   });
-  it('pointwise drops the two norm outputs (4sbh, split by t only under SP) and the activation output (2sbf/t); the core only without flash', () => {
+  it('norms drops the two norm outputs (4sbh, split by t only under SP), pointwise also the activation output (2sbf/t); the core only without flash', () => {
     const near = (got: number, want: number): void => assert.ok(Math.abs(got - want) / want < 1e-12, `${got} vs ${want}`);
     const s = 2048;
     for (const name of ['gpt3-1.3b', 'llama2-7b']) {
@@ -248,8 +248,10 @@ describe('tuner/model: activation bytes (Korthikanti et al., validation.md §2.1
         const sbf = s * b * m.ffnHidden;
         const noFlash = blockQuantities(m, { seqLen: s, flash: false, dropout: 0 });
         near(interpret(noFlash.saved.pointwise, env), interpret(noFlash.saved.selective, env) - 4 * sbh - (2 * sbf) / t);
+        near(interpret(noFlash.saved.norms, env), interpret(noFlash.saved.selective, env) - 4 * sbh);
         const flash = blockQuantities(m, { seqLen: s, flash: true, dropout: 0 });
         near(interpret(flash.saved.pointwise, env), interpret(flash.saved.none, env) - 4 * sbh - (2 * sbf) / t);
+        near(interpret(flash.saved.norms, env), interpret(flash.saved.none, env) - 4 * sbh);
         const sp = blockQuantities(m, { seqLen: s, flash: true, dropout: 0, sequenceParallel: true });
         near(interpret(sp.saved.pointwise, env), interpret(sp.saved.none, env) - (4 * sbh) / t - (2 * sbf) / t);
         assert.ok(interpret(flash.saved.pointwise, env) > interpret(flash.saved.full, env));

@@ -128,14 +128,14 @@ describe('tuner/predict: predictions', () => {
     assert.ok(full.stages[0]!.peakMemoryBytes < none.stages[0]!.peakMemoryBytes);
   });
 
-  it('pointwise recomputation: less memory than none, more than full; a little slower than none, much faster than full', () => {
+  it('norms and pointwise recomputation: less memory than none, more than full; a little slower than none, much faster than full', () => {
     const hw = hardwareFor('a100-40gb');
     const base = { model: 'gpt3-1.3b', gpu: 'a100-40gb', nodes: 1, gpusPerNode: 1, globalBatch: 8, tp: 1, pp: 1, dp: 1, microBatch: 2, flash: true } as const;
-    const p = (ckpt: 'none' | 'pointwise' | 'full') => predictPlan(uniformPlan({ ...base, ckpt }), hw);
-    const [none, pw, full] = [p('none'), p('pointwise'), p('full')];
+    const p = (ckpt: 'none' | 'norms' | 'pointwise' | 'full') => predictPlan(uniformPlan({ ...base, ckpt }), hw);
+    const [none, norms, pw, full] = [p('none'), p('norms'), p('pointwise'), p('full')];
     const peak = (r: typeof none) => r.stages[0]!.peakMemoryBytes;
-    assert.ok(peak(pw) < peak(none) && peak(pw) > peak(full), `${peak(full)} < ${peak(pw)} < ${peak(none)}`);
-    assert.ok(pw.iterationSeconds > none.iterationSeconds);
+    assert.ok(peak(pw) < peak(norms) && peak(norms) < peak(none) && peak(pw) > peak(full), `${peak(full)} < ${peak(pw)} < ${peak(norms)} < ${peak(none)}`);
+    assert.ok(pw.iterationSeconds > norms.iterationSeconds && norms.iterationSeconds > none.iterationSeconds);
     assert.ok(pw.iterationSeconds - none.iterationSeconds < 0.1 * (full.iterationSeconds - none.iterationSeconds), 'norms and activation functions are a small part of a layer');
     // with flash the core is not recomputed: pointwise adds no FLOPs
     assert.equal(pw.hardwareFlopsPerIteration, none.hardwareFlopsPerIteration);
@@ -150,7 +150,7 @@ describe('tuner/predict: predictions', () => {
   it('ckpt.others is checked: a known partial mode, and only with mode "layers"', () => {
     const plan = uniformPlan({ model: 'tiny-llama', gpu: 'cpu', nodes: 1, gpusPerNode: 1, globalBatch: 4, tp: 1, pp: 1, dp: 1, microBatch: 1, ckpt: 2 });
     plan.stages[0]!.ckpt = { mode: 'layers', count: 2, others: 'some' as 'pointwise' };
-    assert.throws(() => predictPlan(plan, hardwareFor('cpu')), /stages\[0\]\.ckpt\.others: unknown "some"; valid: selective, pointwise/);
+    assert.throws(() => predictPlan(plan, hardwareFor('cpu')), /stages\[0\]\.ckpt\.others: unknown "some"; valid: selective, norms, pointwise/);
     plan.stages[0]!.ckpt = { mode: 'full', others: 'pointwise' };
     assert.throws(() => predictPlan(plan, hardwareFor('cpu')), /stages\[0\]\.ckpt\.others: applies only to mode "layers"/);
   });

@@ -77,7 +77,7 @@ describe('tuner search: space', () => {
     for (const [text, re] of [
       ['foo=1', /--pin foo: unknown pin; valid keys: tp, pp/],
       ['zero=4', /--pin zero: invalid value "4"; valid: 0, 1, 2 or 3/],
-      ['ckpt=some', /--pin ckpt: invalid value "some"; valid: none, selective, pointwise, full/],
+      ['ckpt=some', /--pin ckpt: invalid value "some"; valid: none, selective, norms, pointwise, full/],
       ['offloadWeights=1.5', /--pin offloadWeights: invalid value "1.5"; valid: a ratio in \[0, 1\]/],
       ['layers=3+x', /--pin layers/],
       ['tp', /not key=value/],
@@ -251,9 +251,13 @@ describe('tuner search: plans', function () {
       assert.ok(b.plan, space);
       assert.ok(b.plan.stages.every((s) => !pointwise(s.ckpt) && s.ckpt.others === undefined), space);
     }
-    const pinned = await tune({ ...request('gpt3-1.3b', 'a100-40gb', 1, 4, 32), pins: parsePins('ckpt=pointwise,gradAccum=8') }, deps());
-    assert.ok(pinned.plan);
-    assert.ok(pinned.plan.stages.every((s) => s.ckpt.mode === 'pointwise'));
+    for (const mode of ['pointwise', 'norms'] as const) {
+      const pinned = await tune({ ...request('gpt3-1.3b', 'a100-40gb', 1, 4, 32), pins: parsePins(`ckpt=${mode},gradAccum=8`) }, deps());
+      assert.ok(pinned.plan);
+      assert.ok(pinned.plan.stages.every((s) => s.ckpt.mode === mode));
+      const meg = await tune({ ...request('gpt3-1.3b', 'a100-40gb', 1, 4, 32), space: 'megatron', pins: parsePins(`ckpt=${mode},gradAccum=8`) }, deps());
+      assert.equal(meg.plan === null, mode === 'pointwise', 'Megatron-LM has norms (--recompute-modules layernorm), not pointwise');
+    }
   });
 
   it('exhaustive is never worse than mist on a small case', async () => {

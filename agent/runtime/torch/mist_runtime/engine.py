@@ -35,11 +35,13 @@ class Stage:
         self.ctx = Ctx(dims, self.tpg, tp_rank, device)
         self.ctx.dropout = float((plan.get("workload") or {}).get("dropout") or 0.0)
         ck = st.get("ckpt") or {"mode": "none"}
-        # partial recomputation of the layers not fully recomputed: selective (attention core) or pointwise
-        # (norms and activation function too; this runtime has no flash kernel, so the core is recomputed as well)
-        partial = ck.get("mode") if ck.get("mode") in ("selective", "pointwise") else ck.get("others") if ck.get("mode") == "layers" else None
-        self.ctx.selective = partial in ("selective", "pointwise")
-        self.ctx.pointwise = partial == "pointwise"
+        # partial recomputation of the layers not fully recomputed: selective (attention core), norms, or pointwise
+        # (norms and activation function); this runtime has no flash kernel, so norms and pointwise recompute the
+        # core as well
+        partial = ck.get("mode") if ck.get("mode") in ("selective", "norms", "pointwise") else ck.get("others") if ck.get("mode") == "layers" else None
+        self.ctx.selective = partial in ("selective", "norms", "pointwise")
+        self.ctx.recompute_norms = partial in ("norms", "pointwise")
+        self.ctx.recompute_act = partial == "pointwise"
         self.units = build_units(st["layers"][0], st["layers"][1], self.first, self.last, self.ctx, seed)
         blocks = [u for u in self.units if u.kind == "block"]
         if ck.get("mode") == "full":

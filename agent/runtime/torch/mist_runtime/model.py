@@ -71,8 +71,10 @@ class Ctx:
         self.tp = tp_group.size
         self.targets = None
         self.selective = False
-        # "pointwise" checkpointing: norm and activation-function outputs are recomputed in backward, not stored
-        self.pointwise = False
+        # "norms" / "pointwise" checkpointing: norm outputs (and with pointwise the activation function's output)
+        # are recomputed in backward, not stored
+        self.recompute_norms = False
+        self.recompute_act = False
         # Dropout probability from the plan's workload (0 by default: parity with a single process needs it off).
         # Every rank seeds the same generator and makes the same calls, so the masks on replicated activations
         # agree across a TP group.
@@ -134,8 +136,8 @@ def _attn_core(q, k, v, dropout=0.0):
 
 class _PointwiseThenLinears(torch.autograd.Function):
     """outs[i] = linear(f(*xs), ws[i], bs[i]), saving xs and the weights but not f's output: f (a norm or an
-    activation function, memory-bound and cheap) is recomputed in backward. This is the plan's "pointwise"
-    checkpointing: the norm outputs and the activation function's output are never stored.
+    activation function, memory-bound and cheap) is recomputed in backward. This is the plan's "norms" and
+    "pointwise" checkpointing: the norm outputs (and the activation function's output) are never stored.
 
     `group` (a TP group or None) makes the linears column-parallel: their input gradient is all-reduced over the
     group before it flows back through f, as comm.copy_to_tp would do between f and the linears."""
@@ -270,7 +272,7 @@ class Block(Unit):
         is stored for their backward; with it, only x is, and the norm is recomputed."""
         c = self.ctx
         f, params = self._norm(which)
-        if c.pointwise and torch.is_grad_enabled():
+        if c.recompute_norms and torch.is_grad_enabled():
             out = pointwise_then_linears(f, (x, *params), ws, bs, c.tpg)
             return out if isinstance(out, tuple) else (out,)
         h = comm.copy_to_tp(f(x, *params), c.tpg)
@@ -304,7 +306,7 @@ class Block(Unit):
 
     def _mlp(self, x):
         c, d, n = self.ctx, self.ctx.d, self.n
-        pointwise = c.pointwise and torch.is_grad_enabled()
+        pointwise = c.recompute_act and torch.is_grad_enabled()
         if d.llama:
             g, u = self._normed_linears(x, 2, [self.p(n + "mlp.w1"), self.p(n + "mlp.w3")], [None, None])
             w2 = self.p(n + "mlp.w2")

@@ -54,7 +54,7 @@ export function registerPlan(program: Command, summary: string): void {
     .option('--global-batch <B>', 'global batch size in sequences')
     .option('--seq-len <S>', "sequence length (default: the model's)")
     .option('--space <space>', `search space: ${SPACE_NAMES.join(' | ')}`, 'mist')
-    .option('--pin <k=v,...>', 'fix knobs (repeatable): tp, pp, dp, microBatch, gradAccum, zero, ckpt (none|selective|pointwise|full|N), layers (e.g. 12+12), offloadOptimizer, offloadWeights, offloadGrads, offloadActivations', collect, [])
+    .option('--pin <k=v,...>', 'fix knobs (repeatable): tp, pp, dp, microBatch, gradAccum, zero, ckpt (none|selective|norms|pointwise|full|N), layers (e.g. 12+12), offloadOptimizer, offloadWeights, offloadGrads, offloadActivations', collect, [])
     .option('--flash', 'the workload uses flash attention', false)
     .option('--grad-dtype <d>', 'bf16 (16 B/param model state) or fp32 (Megatron-style main grads, 18 B/param)', 'bf16')
     .option('--samples <N>', 'Pareto samples per stage (intra-stage weighted sums)', '30')

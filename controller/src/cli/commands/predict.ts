@@ -61,7 +61,7 @@ export function registerPredict(program: Command, summary: string): void {
     .option('--micro-batch <b>', 'micro-batch size per GPU')
     .option('--grad-accum <G>', 'micro-batches per iteration (≥ pp under 1F1B)')
     .option('--zero <z>', 'ZeRO level 0..3', '1')
-    .option('--ckpt <c>', 'activation checkpointing: none | selective | pointwise | full | N (the last N layers of each stage)', 'none')
+    .option('--ckpt <c>', 'activation checkpointing: none | selective | norms | pointwise | full | N (the last N layers of each stage)', 'none')
     .option('--offload-optimizer <r>', 'fraction of optimizer states kept in host memory', '0')
     .option('--offload-weights <r>', 'fraction of weights kept in host memory', '0')
     .option('--offload-grads <r>', 'fraction of gradients kept in host memory', '0')
@@ -100,7 +100,7 @@ function planFromFlags(opts: PredictOptions): Plan {
     // Megatron-LM rejects --tp-comm-overlap without --sequence-parallel
     throw badInput('--tp-comm-overlap', 'requires --sequence-parallel', 'add --sequence-parallel, or drop --tp-comm-overlap');
   }
-  const ckpt = /^\d+$/.test(ckptRaw) ? intFlag('--ckpt', ckptRaw, { min: 0 }) : choiceFlag('--ckpt', ckptRaw, ['none', 'selective', 'pointwise', 'full'] as const);
+  const ckpt = /^\d+$/.test(ckptRaw) ? intFlag('--ckpt', ckptRaw, { min: 0 }) : choiceFlag('--ckpt', ckptRaw, ['none', 'selective', 'norms', 'pointwise', 'full'] as const);
   return uniformPlan({
     model,
     gpu: required('--gpu', opts.gpu),
