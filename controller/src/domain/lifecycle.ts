@@ -257,13 +257,18 @@ function cond(c: Ctx, u: ConditionUpdate): void {
   c.st.conditions = setCondition(c.st.conditions, u, c.now, c.job.generation);
 }
 
-/** Enter (or re-enter with a new reason) a phase: records the phase reason, the conditions, and one event. */
-function transition(c: Ctx, phase: JobPhase, reason: string, message: string, conditions: ConditionUpdate[], type: 'Normal' | 'Warning' = 'Normal'): void {
+/** Sets the phase with its reason and message (phaseSince moves only when the phase changes). */
+function setPhase(c: Ctx, phase: JobPhase, reason: string, message: string): void {
   const st = c.st;
   if (st.phase !== phase) st.phaseSince = c.now;
   st.phase = phase;
   st.reason = reason;
   st.message = message;
+}
+
+/** Enter (or re-enter with a new reason) a phase: records the phase reason, the conditions, and one event. */
+function transition(c: Ctx, phase: JobPhase, reason: string, message: string, conditions: ConditionUpdate[], type: 'Normal' | 'Warning' = 'Normal'): void {
+  setPhase(c, phase, reason, message);
   for (const u of conditions) cond(c, u);
   c.events.push({ type, reason, message, time: isoTime(c.now) });
 }
@@ -516,12 +521,7 @@ function step(c: Ctx): boolean {
       const s0 = plan.stages[0];
       const shape = s0 ? `dp ${s0.dp} × tp ${s0.tp} × pp ${plan.stages.length}` : `${plan.stages.length} stages`;
       const msg = `plan ${plan.id} (${plan.space}): ${shape} on ${plan.cluster.nodes} × ${plan.cluster.gpusPerNode} ${plan.cluster.gpu}${typeof pred === 'number' ? `, predicted ${pred.toPrecision(3)} s/step` : ''}`;
-      cond(c, { type: 'Planned', status: 'True', reason: 'PlanReady', message: msg });
-      c.events.push({ type: 'Normal', reason: 'PlanReady', message: msg, time: isoTime(c.now) });
-      st.phase = 'Pending';
-      st.phaseSince = c.now;
-      st.reason = 'PlanReady';
-      st.message = msg;
+      transition(c, 'Pending', 'PlanReady', msg, [{ type: 'Planned', status: 'True', reason: 'PlanReady', message: msg }]);
       break;
     }
     case 'Scheduled':
@@ -565,10 +565,7 @@ function step(c: Ctx): boolean {
         const pl = st.plan;
         requestPlan(c, pl?.gpus ?? c.spec.resources.gpus.max, pl?.cluster, st.lastFailure?.reason === 'OutOfMemory' ? 'after an out-of-memory failure' : 'restart');
       } else {
-        st.phase = 'Pending';
-        st.phaseSince = c.now;
-        st.reason = 'BackoffElapsed';
-        st.message = msg;
+        setPhase(c, 'Pending', 'BackoffElapsed', msg);
       }
       break;
     }

@@ -192,6 +192,12 @@ function makeBatch(sm: StageModel, meta: RowMeta[], shape: Shape, ppZero: number
 
 const PARTIAL: Record<number, PartialRecompute | undefined> = { 1: 'selective', 2: 'pointwise', 3: 'norms' };
 
+/** The partial-recomputation code a ckpt pin asks for (0 for none, full, a layer count, or no pin). */
+function pinnedPartial(pins: Pins): number {
+  const ck = pins.ckpt;
+  return ck === 'selective' || ck === 'norms' || ck === 'pointwise' ? partialCode(ck) : 0;
+}
+
 function ckptOf(sel: number, c: number, l: number): Ckpt {
   const partial = PARTIAL[sel];
   if (c === l && l > 0) return { mode: 'full' };
@@ -219,8 +225,8 @@ function shapeKnobs(knobs: StageKnobs, pins: Pins, dp: number): ShapeKnobs {
   const one = (z: 0 | 1 | 2 | 3): Array<0 | 1 | 2 | 3> => [z];
   const zb = pins.zero !== undefined ? one(pins.zero) : dp > 1 ? [...knobs.zeros] : one(1);
   const zo = pins.zero !== undefined ? one(pins.zero) : dp > 1 ? [...knobs.offloadZeros] : one(1);
-  const pinnedPartial = typeof pins.ckpt === 'string' ? partialCode(pins.ckpt === 'none' || pins.ckpt === 'full' ? undefined : pins.ckpt) : 0;
-  const sels = pinnedPartial ? [pinnedPartial] : pins.ckpt !== undefined ? [0] : [...knobs.partial];
+  const pinned = pinnedPartial(pins);
+  const sels = pinned ? [pinned] : pins.ckpt !== undefined ? [0] : [...knobs.partial];
   const tuples = offloadTuples(pinnedGrid(knobs.offload, pins));
   const groups: ShapeKnobs['groups'] = [];
   for (const sel of sels) for (const zero of zb) groups.push({ zero, sel, offload: tuples.length > 1 && zo.includes(zero) });
@@ -830,7 +836,7 @@ function closestPlan(ctx: Ctx, pins: Pins): { reason: string; closest?: Plan } {
     const zero = pins.zero ?? (shape.dp > 1 ? 3 : 1);
     const meta: RowMeta = {
       zero,
-      sel: typeof pins.ckpt === 'string' && pins.ckpt !== 'none' && pins.ckpt !== 'full' ? partialCode(pins.ckpt) : 0,
+      sel: pinnedPartial(pins),
       wo: pins.offloadWeights ?? 1,
       go: pins.offloadGrads ?? 1,
       oo: pins.offloadOptimizer ?? 1,

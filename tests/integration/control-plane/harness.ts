@@ -124,6 +124,17 @@ export function testPlan(nodes: string[], ranksPerNode: number): { id: string; p
   return { id: 'test-plan', placement };
 }
 
+/** A suite's teardown: its agents (SIGTERM), controller and nats-server stop, leftover ranks are killed, dir removed. */
+export async function teardown(o: { agents: Array<AgentProc | undefined>; ctl?: Controller; server?: { stop(): Promise<void> }; dir?: string }): Promise<void> {
+  await Promise.all(o.agents.map((a) => a?.stop('SIGTERM')));
+  await o.ctl?.close();
+  await o.server?.stop();
+  if (o.dir) {
+    killLeftoverRanks(o.dir);
+    rmrf(o.dir);
+  }
+}
+
 export function rmrf(...dirs: string[]): void {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 }

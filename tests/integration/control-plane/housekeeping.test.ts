@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { safeToken } from '../../../protocol/src/subjects.js';
 import type { LaunchCommand } from '../../../protocol/src/types.js';
 import { startNatsServer, type NatsServer } from '../../support/nats-server.js';
-import { killLeftoverRanks, rmrf, spawnAgent, startController, tempDir, waitFor, writeRuntimes, type AgentProc, type Controller } from './harness.js';
+import { teardown, spawnAgent, startController, tempDir, waitFor, writeRuntimes, type AgentProc, type Controller } from './harness.js';
 
 const NODE = 'hk1';
 const DAY_MS = 24 * 3600 * 1000;
@@ -58,11 +58,7 @@ describe('control plane: agent housekeeping of finished work (integration)', fun
   });
 
   after(async () => {
-    await agent?.stop('SIGTERM');
-    await ctl?.close();
-    await server?.stop();
-    if (dir) killLeftoverRanks(dir);
-    rmrf(dir);
+    await teardown({ agents: [agent], ctl, server, dir });
   });
 
   const start = async (stateDir: string, extra: string[] = []): Promise<AgentProc> => {

@@ -13,7 +13,7 @@ import type { LaunchCommand, LogTailReport, Report } from '../../../protocol/src
 import { CommandClient } from '../../../controller/src/bus/commands.js';
 import { launchPlan, ranksByNode, stopPlan } from '../../../controller/src/bus/launcher.js';
 import { startNatsServer, type NatsServer } from '../../support/nats-server.js';
-import { killLeftoverRanks, pidAlive, rmrf, spawnAgent, startController, tempDir, testPlan, waitFor, writeRuntimes, type AgentProc, type Controller } from './harness.js';
+import { teardown, pidAlive, spawnAgent, startController, tempDir, testPlan, waitFor, writeRuntimes, type AgentProc, type Controller } from './harness.js';
 import { writeFileSync } from 'node:fs';
 
 function envLines(reports: Report[], job: string): Map<number, Record<string, unknown>> {
@@ -56,11 +56,7 @@ describe('control plane: launch, stop, fencing, idempotency (integration)', func
   });
 
   after(async () => {
-    await Promise.all(agents.map((a) => a.stop('SIGTERM')));
-    await ctl?.close();
-    await server?.stop();
-    if (dir) killLeftoverRanks(dir);
-    rmrf(dir);
+    await teardown({ agents, ctl, server, dir });
   });
 
   it('two agents register with their inventory and heartbeat', async () => {

@@ -9,7 +9,7 @@ import type { Report } from '../../../protocol/src/types.js';
 import { stopPlan } from '../../../controller/src/bus/launcher.js';
 import { launchPlan } from '../../../controller/src/bus/launcher.js';
 import { startNatsServer, type NatsServer } from '../../support/nats-server.js';
-import { killLeftoverRanks, pidAlive, rmrf, spawnAgent, startController, tempDir, testPlan, waitFor, writeRuntimes, type AgentProc, type Controller } from './harness.js';
+import { teardown, pidAlive, spawnAgent, startController, tempDir, testPlan, waitFor, writeRuntimes, type AgentProc, type Controller } from './harness.js';
 
 function steps(reports: Report[], job: string, rank: number): number[] {
   return reports.filter((r) => r.job === job && r.body.kind === 'stepProfile' && r.body.rank === rank).map((r) => (r.body.kind === 'stepProfile' ? r.body.step : -1));
@@ -46,11 +46,7 @@ describe('control plane: agent kill -9 and restart (integration)', function () {
   });
 
   after(async () => {
-    await agent?.stop('SIGTERM');
-    await ctl?.close();
-    await server?.stop();
-    if (dir) killLeftoverRanks(dir);
-    rmrf(dir);
+    await teardown({ agents: [agent], ctl, server, dir });
   });
 
   it('marks a kill -9ed agent lost within the timeout, then adopts its running ranks after restart', async () => {
@@ -109,11 +105,7 @@ describe('control plane: nats-server restart mid-run (integration)', function ()
   });
 
   after(async () => {
-    await agent?.stop('SIGTERM');
-    await ctl?.close();
-    await server?.stop();
-    if (dir) killLeftoverRanks(dir);
-    rmrf(dir);
+    await teardown({ agents: [agent], ctl, server, dir });
   });
 
   it('loses and duplicates no report across a server stop and start on the same port and store', async () => {
