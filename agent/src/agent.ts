@@ -44,8 +44,6 @@ export interface AgentOptions {
    * directories (record and logs) of exited ranks. Default 7 days; 0 keeps everything.
    */
   retentionSeconds?: number;
-  /** Wall clock in ms (tests inject one); default Date.now. */
-  now?: () => number;
   log?: (msg: string) => void;
 }
 
@@ -186,7 +184,7 @@ export class Agent {
   housekeep(): { commands: number; ranks: number } {
     const retention = this.o.retentionSeconds ?? DEFAULT_RETENTION_SECONDS;
     if (!(retention > 0)) return { commands: 0, ranks: 0 };
-    const cutoff = (this.o.now ?? Date.now)() - retention * 1000;
+    const cutoff = Date.now() - retention * 1000;
     try {
       const out = { commands: removeFilesOlderThan(join(this.o.stateDir, 'commands'), cutoff), ranks: this.runner.prune(cutoff) };
       if (out.commands || out.ranks) this.log(`housekeeping: removed ${out.commands} stored command repl${out.commands === 1 ? 'y' : 'ies'} and ${out.ranks} exited rank director${out.ranks === 1 ? 'y' : 'ies'} older than ${retention} s`);

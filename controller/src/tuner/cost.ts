@@ -200,13 +200,14 @@ export function layerTimes(q: LayerQuantities, hw: HardwareParams, tpInter: Expr
     // the input-gradient GEMMs of the fed GEMMs have the forward's FLOPs
     tpBwd = tc.bwdRegather.length > 0 ? add(commBwd, sub(ovl(fedFwd, regather), fedFwd)) : commBwd;
   }
+  const recomputeCore = add(coreGemm, mul(hbm, q.core.memFwd));
   return {
     fwd,
     bwd,
     recomputeFull: fwd,
-    recomputeCore: add(coreGemm, mul(hbm, q.core.memFwd)),
-    recomputePointwise: add(q.pointwise.withCore ? add(coreGemm, mul(hbm, q.core.memFwd)) : 0, mul(hbm, q.pointwise.memFwd)),
-    recomputeNorms: add(q.pointwise.withCore ? add(coreGemm, mul(hbm, q.core.memFwd)) : 0, mul(hbm, q.pointwise.normsMemFwd)),
+    recomputeCore,
+    recomputePointwise: add(q.pointwise.withCore ? recomputeCore : 0, mul(hbm, q.pointwise.memFwd)),
+    recomputeNorms: add(q.pointwise.withCore ? recomputeCore : 0, mul(hbm, q.pointwise.normsMemFwd)),
     tpFwd,
     tpBwd,
   };
