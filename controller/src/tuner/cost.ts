@@ -364,7 +364,8 @@ export function stageExprs(ctx: StageModelContext): StageExprs {
   const block = (where: Where, ck: boolean, firstLast: boolean): Expr => {
     const f = phaseTime(fwdCompute(firstLast), loads(firstLast ? 'F1' : 'Fk', ck), where);
     const bw = phaseTime(bwdCompute(ck), loads(firstLast ? 'BL' : 'Bk', ck), REVERSED[where]);
-    return add(f, T.tpFwd, bw, T.tpBwd);
+    // re-running a checkpointed layer's forward re-runs its TP collectives too (Mist: C_exec = fwd + bwd)
+    return add(f, T.tpFwd, bw, T.tpBwd, ck ? T.tpFwd : 0);
   };
   const many = gt(G, 1); // with one micro-batch the stable rows are the first/last ones and delta is 0
   const stageTime = (firstLast: boolean): Expr => {

@@ -91,6 +91,20 @@ describe('tuner/cost: stage time by hand', () => {
     assert.equal(r.delta, 0, 'one micro-batch has no delta');
   });
 
+  it('full recomputation re-runs the forward and its TP collectives: at tp = 2 a checkpointed layer costs fwd + tpFwd more', () => {
+    const scalars = { G: 1, nodes: 1, gpn: 2, cross: 0 };
+    const plain = one('middle', { b: 1, tp: 2 }, scalars, { l: 1, c: 0, p: 0 });
+    const ck = one('middle', { b: 1, tp: 2 }, scalars, { l: 1, c: 1, p: 0 });
+    const q = blockQuantities(mist13, { seqLen: 2048, flash: false, dropout: 0 });
+    const t = layerTimes(q, l4, num(1), num(2), sym('tp'), false);
+    const env = { b: 1, tp: 2 };
+    const fns = hardwareFns(l4);
+    const tpFwd = interpret(t.tpFwd, env, fns);
+    const want = interpret(t.fwd, env, fns) + tpFwd;
+    assert.ok(tpFwd > 0, 'two all-reduces per forward at tp = 2');
+    assert.ok(Math.abs(ck.stable - plain.stable - want) / want < 1e-9, `${ck.stable - plain.stable} vs ${want}`);
+  });
+
   it('pipeline send/receive is included: crossing nodes costs 2·(p2p over 2x1 − p2p over 1x2) more per micro-batch', () => {
     const cell = { l: 4, c: 0, p: 1 };
     const near = one('middle', { b: 1 }, { G: 8, nodes: 1, gpn: 1, cross: 0 }, cell);
