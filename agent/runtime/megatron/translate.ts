@@ -2,20 +2,20 @@
  * Plan → Megatron-LM launch: torchrun settings and `pretrain_gpt.py` arguments, plus a precise list of the plan
  * features Megatron-LM cannot express and how each is approximated (DESIGN.md §6, runtime `megatron`).
  *
- * Pinned target: Megatron-LM (Megatron-Core) at NVIDIA/Megatron-LM commit 307dcf37f03d44da131ba21999278abe4112d2ad;
- * argument names as defined in megatron/training/arguments.py of that tree (--tensor-model-parallel-size,
- * --pipeline-model-parallel-size, --decoder-first-pipeline-num-layers, --decoder-last-pipeline-num-layers,
- * --recompute-granularity/--recompute-method/--recompute-num-layers, --use-distributed-optimizer,
- * --optimizer-cpu-offload, --optimizer-offload-fraction), and Megatron-FSDP's flags from
- * docs/discussions/megatron-fsdp-user-guide (--use-megatron-fsdp --data-parallel-sharding-strategy
- * {optim_grads, optim_grads_params} --no-gradient-accumulation-fusion --ckpt-format fsdp_dtensor).
+ * Pinned target: Megatron-LM (Megatron-Core) at NVIDIA/Megatron-LM commit 000c4ac24f61159c138b0975def722c65245983c;
+ * every flag emitted here is checked against megatron/training/arguments.py of that tree (--attention-backend
+ * {flash, unfused}, --recompute-modules, --decoder-first/last-pipeline-num-layers, --grad-reduce-in-bf16,
+ * --use-megatron-fsdp --data-parallel-sharding-strategy {optim_grads, optim_grads_params} --ckpt-format fsdp_dtensor,
+ * --optimizer-cpu-offload, which validate_args only accepts with --use-precision-aware-optimizer), plus Megatron-FSDP's
+ * required flags from docs/discussions/megatron-fsdp-user-guide (add --no-gradient-accumulation-fusion
+ * --use-distributed-optimizer).
  *
  * Pure: no I/O. The agent never imports the controller, so the Plan is described structurally here.
  */
 
 export const MEGATRON_PIN = {
   repo: 'NVIDIA/Megatron-LM',
-  commit: '307dcf37f03d44da131ba21999278abe4112d2ad',
+  commit: '000c4ac24f61159c138b0975def722c65245983c',
   argumentsFile: 'megatron/training/arguments.py',
   entry: 'pretrain_gpt.py',
 } as const;
@@ -108,7 +108,11 @@ export function planToMegatron(plan: MegatronPlan): MegatronLaunch {
   push('--tensor-model-parallel-size', tp, '--pipeline-model-parallel-size', pp);
   push('--micro-batch-size', microBatch, '--global-batch-size', plan.globalBatch);
   if (plan.workload.sequenceParallel && tp > 1) push('--sequence-parallel');
-  if (plan.workload.tpCommOverlap && tp > 1) push('--tp-comm-overlap');
+  if (plan.workload.tpCommOverlap && tp > 1) {
+    // validate_args asserts sequence_parallel whenever tp_comm_overlap is set.
+    if (plan.workload.sequenceParallel) push('--tp-comm-overlap');
+    else approx.push({ feature: 'workload.tpCommOverlap', approximation: 'TP communication overlap is dropped: Megatron-LM allows --tp-comm-overlap only with --sequence-parallel, which the plan does not use (same memory, less overlap)' });
+  }
   if (dp * microBatch * plan.gradAccum !== plan.globalBatch) {
     throw new MegatronTranslationError(`globalBatch ${plan.globalBatch} != dp ${dp} × microBatch ${microBatch} × gradAccum ${plan.gradAccum}`);
   }
@@ -207,7 +211,8 @@ export function planToMegatron(plan: MegatronPlan): MegatronLaunch {
 
   // offloading
   if (optOffload > 0) {
-    push('--optimizer-cpu-offload', '--optimizer-offload-fraction', optOffload);
+    // validate_args rejects --optimizer-cpu-offload without the precision-aware optimizer (its dtypes default to fp32).
+    push('--optimizer-cpu-offload', '--optimizer-offload-fraction', optOffload, '--use-precision-aware-optimizer');
     if (new Set(stages.map((s) => s.offload.optimizer)).size > 1) {
       approx.push({ feature: 'stages[*].offload.optimizer', approximation: `per-stage ratios ${stages.map((s) => s.offload.optimizer).join(', ')} become one fraction ${optOffload} (the largest)` });
     }
@@ -222,9 +227,9 @@ export function planToMegatron(plan: MegatronPlan): MegatronLaunch {
   }
 
   // precision and kernels
-  push('--bf16');
-  if (plan.workload.gradDtype === 'fp32') push('--accumulate-allreduce-grads-in-fp32');
-  else approx.push({ feature: 'workload.gradDtype', approximation: 'bf16 gradients: Megatron-LM keeps fp32 main grads (gradient-accumulation fusion) unless --grad-reduce-in-bf16; this only reduces the all-reduce in bf16, so gradient memory is 4 B/param, not 2' });
+  // With --bf16, --grad-reduce-in-bf16 clears accumulate_allreduce_grads_in_fp32, so the DDP / Megatron-FSDP gradient
+  // buffers take the param dtype (bf16, 2 B/param); otherwise bf16 defaults to fp32 gradient buffers (4 B/param).
+  push('--bf16', plan.workload.gradDtype === 'bf16' ? '--grad-reduce-in-bf16' : '--accumulate-allreduce-grads-in-fp32');
   push('--attention-backend', plan.workload.flash ? 'flash' : 'unfused');
   push('--optimizer', 'adam');
 

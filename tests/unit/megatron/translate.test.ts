@@ -39,8 +39,32 @@ describe('megatron adapter: plan → pretrain_gpt.py arguments (golden)', () => 
     assert.equal(out.nprocPerNode, 8);
     assert.deepEqual(out.launcher, ['torchrun', '--nnodes', '2', '--nproc-per-node', '8']);
     assert.deepEqual(out.args, [...MODEL_LLAMA3, '--tensor-model-parallel-size', '4', '--pipeline-model-parallel-size', '2', '--micro-batch-size', '2', '--global-batch-size', '64',
-      '--recompute-granularity', 'selective', '--use-distributed-optimizer', '--bf16', '--attention-backend', 'flash', '--optimizer', 'adam']);
-    assert.deepEqual(out.approximations.map((a) => a.feature), ['workload.gradDtype']);
+      '--recompute-granularity', 'selective', '--use-distributed-optimizer', '--bf16', '--grad-reduce-in-bf16', '--attention-backend', 'flash', '--optimizer', 'adam']);
+    assert.deepEqual(out.approximations, []);
+  });
+
+  it('gradDtype bf16 is --grad-reduce-in-bf16 (bf16 gradient buffers), fp32 is --accumulate-allreduce-grads-in-fp32; neither is an approximation', () => {
+    for (const zero of [1, 3] as const) {
+      const stages = [stage([0, 15], { zero }), stage([16, 31], { zero })];
+      const bf16 = planToMegatron(plan(stages));
+      assert.ok(bf16.args.join(' ').includes('--bf16 --grad-reduce-in-bf16 --'));
+      assert.ok(!bf16.args.includes('--accumulate-allreduce-grads-in-fp32'));
+      const p32 = plan(stages);
+      p32.workload = { ...p32.workload, gradDtype: 'fp32' };
+      const fp32 = planToMegatron(p32);
+      assert.ok(fp32.args.join(' ').includes('--bf16 --accumulate-allreduce-grads-in-fp32 --'));
+      assert.ok(!fp32.args.includes('--grad-reduce-in-bf16'));
+      for (const out of [bf16, fp32]) assert.ok(!out.approximations.some((a) => a.feature === 'workload.gradDtype'));
+    }
+  });
+
+  it('--tp-comm-overlap only with --sequence-parallel (Megatron-LM asserts it); otherwise dropped and reported', () => {
+    const stages = [stage([0, 15]), stage([16, 31])];
+    const withSp = planToMegatron(plan(stages, { workload: { flash: true, dropout: 0, gradDtype: 'bf16', sequenceParallel: true, tpCommOverlap: true } }));
+    assert.ok(withSp.args.join(' ').includes('--sequence-parallel --tp-comm-overlap'));
+    const noSp = planToMegatron(plan(stages, { workload: { flash: true, dropout: 0, gradDtype: 'bf16', tpCommOverlap: true } }));
+    assert.ok(!noSp.args.includes('--tp-comm-overlap') && !noSp.args.includes('--sequence-parallel'));
+    assert.deepEqual(noSp.approximations.map((a) => a.feature), ['workload.tpCommOverlap']);
   });
 
   it('norms is --recompute-modules layernorm (+ core_attn without flash); pointwise runs as norms; "others" beside a block is dropped; each reported', () => {
@@ -68,7 +92,8 @@ describe('megatron adapter: plan → pretrain_gpt.py arguments (golden)', () => 
     assert.deepEqual(tail, ['--tensor-model-parallel-size', '4', '--pipeline-model-parallel-size', '3', '--micro-batch-size', '2', '--global-batch-size', '64',
       '--decoder-first-pipeline-num-layers', '7', '--decoder-last-pipeline-num-layers', '13',
       '--recompute-granularity', 'full', '--recompute-method', 'block', '--recompute-num-layers', '3',
-      '--use-distributed-optimizer', '--optimizer-cpu-offload', '--optimizer-offload-fraction', '0.5', '--bf16', '--attention-backend', 'flash', '--optimizer', 'adam']);
+      '--use-distributed-optimizer', '--optimizer-cpu-offload', '--optimizer-offload-fraction', '0.5', '--use-precision-aware-optimizer', '--bf16', '--grad-reduce-in-bf16',
+      '--attention-backend', 'flash', '--optimizer', 'adam']);
     const notes = out.approximations.map((a) => a.approximation).join('\n');
     assert.match(notes, /LAST c layers.*FIRST c/);
   });
