@@ -4,12 +4,13 @@
  * argv arrays (no shell), stdout parsed line by line, a tail of each rank's stderr kept for error messages, and
  * every rank killed as soon as one fails (or when this process is interrupted), so no rank outlives the run.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { MistError } from '../../../protocol/src/errors.js';
 
 export interface RankLine {
   rank: number;
@@ -78,6 +79,17 @@ export function freePort(): Promise<number> {
 export function findPython(env: NodeJS.ProcessEnv = process.env): string {
   if (env.MIST_PYTHON) return env.MIST_PYTHON;
   return existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+}
+
+/**
+ * Fails fast, with the fix, when `python` cannot import PyTorch: otherwise every rank of every job would end with a
+ * ModuleNotFoundError that reads like a bug in the user's job (the default `python3` on PATH may lack torch).
+ */
+export function requireTorch(python: string): void {
+  const r = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8', timeout: 120_000 });
+  if (r.status === 0) return;
+  const why = r.error ? r.error.message : (r.stderr ?? '').trim().split('\n').pop() || `exit code ${r.status}`;
+  throw new MistError('SETUP_MISSING', `the reference runtime needs PyTorch, and ${python} cannot import torch (${why}): install python3-torch (apt-get install python3-torch) or set MIST_PYTHON to a python with torch`);
 }
 
 /** agent/runtime/torch/train.py, from the compiled (dist/) or the source layout, or $MIST_RUNTIME_DIR. */

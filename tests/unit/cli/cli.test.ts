@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SUBCOMMANDS } from '../../../controller/src/cli/program.js';
 import { runMist } from '../../support/cli.js';
@@ -35,6 +36,25 @@ describe('mist CLI basics', () => {
     assert.equal(r.code, 2);
     const doc = JSON.parse(r.stdout) as { error: { code: string } };
     assert.equal(doc.error.code, 'BAD_INPUT');
+  });
+
+  it('mist up refuses to start local agents whose python cannot import torch, naming it and the fix (exit 1, nothing started)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mist-up-notorch-'));
+    try {
+      // an interpreter that behaves like a python without torch
+      const fake = join(dir, 'python3');
+      writeFileSync(fake, '#!/bin/sh\necho "ModuleNotFoundError: No module named \'torch\'" >&2\nexit 1\n');
+      chmodSync(fake, 0o755);
+      const r = runMist(['up', '--demo', '--once'], { env: { MIST_PYTHON: fake, MIST_STATE_DIR: join(dir, 'state') } });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /needs PyTorch.*python3 cannot import torch \(ModuleNotFoundError: No module named 'torch'\).*apt-get install python3-torch.*MIST_PYTHON/);
+      assert.doesNotMatch(r.stderr, /nats-server on/, 'checked before anything starts');
+      const missing = runMist(['up', '--demo', '--once'], { env: { MIST_PYTHON: join(dir, 'nope'), MIST_STATE_DIR: join(dir, 'state') } });
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /nope cannot import torch \(.*ENOENT\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('an unknown subcommand or option is bad input (exit 2)', () => {

@@ -13,7 +13,7 @@ import { MistError, badInput } from '../../../../protocol/src/errors.js';
 import type { Plan } from '../../domain/plan.js';
 import { resolveModel } from '../../tuner/model.js';
 import { validatePlan } from '../../tuner/predict.js';
-import { findPython, referenceRuntimeScript, RankFailedError, runRanks, type RankLine } from '../../local/ranks.js';
+import { findPython, referenceRuntimeScript, RankFailedError, requireTorch, runRanks, type RankLine } from '../../local/ranks.js';
 import { intFlag, readJsonArg, required } from '../flags.js';
 import { printJson } from '../output.js';
 import { progressBar, stderrIsTty } from '../progress.js';
@@ -110,6 +110,8 @@ export function registerRunLocal(program: Command, summary: string): void {
         if (opts.checkpointEvery !== undefined) args.push('--checkpoint-every', String(intFlag('--checkpoint-every', opts.checkpointEvery, { min: 1 })));
         if (opts.resume) args.push('--resume');
       }
+      const python = findPython();
+      requireTorch(python);
       const dir = mkdtempSync(join(tmpdir(), 'mist-run-local-'));
       const planPath = join(dir, 'plan.json');
       writeFileSync(planPath, JSON.stringify(plan));
@@ -141,14 +143,10 @@ export function registerRunLocal(program: Command, summary: string): void {
         }
       };
       try {
-        await runRanks({ python: findPython(), script: referenceRuntimeScript(), args, world, onLine });
+        await runRanks({ python, script: referenceRuntimeScript(), args, world, onLine });
       } catch (e) {
         bar.stop();
-        if (e instanceof RankFailedError) {
-          const setup = e.stderrTail.some((t) => /No module named ['"]?torch/.test(t));
-          if (setup) throw new MistError('SETUP_MISSING', `the reference runtime needs PyTorch: install python3-torch (apt-get install python3-torch) or set MIST_PYTHON to a python with torch (${e.message})`);
-          throw new MistError('INTERNAL', `run-local failed: ${e.message}`);
-        }
+        if (e instanceof RankFailedError) throw new MistError('INTERNAL', `run-local failed: ${e.message}`);
         throw e;
       } finally {
         rmSync(dir, { recursive: true, force: true });

@@ -20,7 +20,7 @@ import { createMetrics } from '../../api/metrics.js';
 import { dashboardDir } from '../../api/dashboard-dir.js';
 import { isTerminalPhase } from '../../api/service.js';
 import { Controller } from '../../operator/controller.js';
-import { freePort, referenceRuntimeScript } from '../../local/ranks.js';
+import { findPython, freePort, referenceRuntimeScript, requireTorch } from '../../local/ranks.js';
 import { intFlag } from '../flags.js';
 import { mistVersion } from '../program.js';
 import { stderrLogger, untilSignal } from './controller.js';
@@ -203,6 +203,8 @@ export function registerUp(program: Command, summary: string): void {
         if (interrupted) throw new MistError('INTERNAL', `interrupted by ${interrupted}`);
       };
       try {
+        // the local agents run the reference runtime: without PyTorch every rank would fail
+        requireTorch(findPython());
         let natsUrl = process.env.MIST_NATS_URL?.trim();
         if (!natsUrl) {
           const n = await startNats(stateDir, say);
