@@ -43,6 +43,13 @@ export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `mist-${prefix}-`));
 }
 
+/** An epoch file in `dir` holding `epoch`, for startController (what a previous controller left behind). */
+export function epochFileAt(dir: string, epoch: number): string {
+  const file = join(dir, 'epoch.json');
+  writeFileSync(file, JSON.stringify({ epoch }));
+  return file;
+}
+
 export function writeRuntimes(dir: string): string {
   const file = join(dir, 'runtimes.json');
   writeFileSync(file, JSON.stringify({ runtimes: { test: { argv: ['{node}', RANK_SCRIPT, '--plan', '{planFile}', '--rank', '{rank}'] } } }));

@@ -5,12 +5,12 @@
  * files, not by waiting.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { safeToken } from '../../../protocol/src/subjects.js';
 import type { LaunchCommand } from '../../../protocol/src/types.js';
 import { startNatsServer, type NatsServer } from '../../support/nats-server.js';
-import { teardown, spawnAgent, startController, tempDir, waitFor, writeRuntimes, type AgentProc, type Controller } from './harness.js';
+import { epochFileAt, teardown, spawnAgent, startController, tempDir, waitFor, writeRuntimes, type AgentProc, type Controller } from './harness.js';
 
 const NODE = 'hk1';
 const DAY_MS = 24 * 3600 * 1000;
@@ -51,9 +51,7 @@ describe('control plane: agent housekeeping of finished work (integration)', fun
   before(async () => {
     server = await startNatsServer();
     dir = tempDir('cp-housekeeping');
-    const epochFile = join(dir, 'epoch.json');
-    writeFileSync(epochFile, JSON.stringify({ epoch: 1 }));
-    ctl = await startController({ servers: server.url }, { epochFile });
+    ctl = await startController({ servers: server.url }, { epochFile: epochFileAt(dir, 1) });
     runtimes = writeRuntimes(dir);
   });
 

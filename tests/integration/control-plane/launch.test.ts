@@ -13,8 +13,7 @@ import type { LaunchCommand, LogTailReport, Report } from '../../../protocol/src
 import { CommandClient } from '../../../controller/src/bus/commands.js';
 import { launchPlan, ranksByNode, stopPlan } from '../../../controller/src/bus/launcher.js';
 import { startNatsServer, type NatsServer } from '../../support/nats-server.js';
-import { teardown, pidAlive, spawnAgent, startController, tempDir, testPlan, waitFor, writeRuntimes, type AgentProc, type Controller } from './harness.js';
-import { writeFileSync } from 'node:fs';
+import { epochFileAt, teardown, pidAlive, spawnAgent, startController, tempDir, testPlan, waitFor, writeRuntimes, type AgentProc, type Controller } from './harness.js';
 
 function envLines(reports: Report[], job: string): Map<number, Record<string, unknown>> {
   const out = new Map<number, Record<string, unknown>>();
@@ -48,9 +47,7 @@ describe('control plane: launch, stop, fencing, idempotency (integration)', func
   before(async () => {
     server = await startNatsServer();
     dir = tempDir('cp-launch');
-    const epochFile = join(dir, 'epoch.json');
-    writeFileSync(epochFile, JSON.stringify({ epoch: 4 }));
-    ctl = await startController({ servers: server.url }, { epochFile });
+    ctl = await startController({ servers: server.url }, { epochFile: epochFileAt(dir, 4) });
     const runtimes = writeRuntimes(dir);
     for (const node of ['n1', 'n2']) agents.push(spawnAgent({ url: server.url, node, stateDir: join(dir, node), runtimes }));
   });
