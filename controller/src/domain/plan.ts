@@ -14,7 +14,12 @@ export type CkptMode = 'none' | 'selective' | 'norms' | 'pointwise' | 'layers' |
  * `--recompute-modules layernorm`); 'pointwise' the norms and the activation function. 'norms' and 'pointwise'
  * recompute the attention core too without flash attention (with it the kernel keeps no scores to drop).
  */
-export type PartialRecompute = 'selective' | 'norms' | 'pointwise';
+export const PARTIAL_RECOMPUTE = ['selective', 'norms', 'pointwise'] as const;
+export type PartialRecompute = (typeof PARTIAL_RECOMPUTE)[number];
+
+export function isPartialRecompute(v: unknown): v is PartialRecompute {
+  return (PARTIAL_RECOMPUTE as readonly unknown[]).includes(v);
+}
 
 export interface Ckpt {
   mode: CkptMode;

@@ -24,7 +24,7 @@
  * collectives, P2P, host copies, group layouts and Mist's interference race — all from comm.ts / interference.ts.
  */
 import type { ModelSpec } from '../domain/model.js';
-import type { Workload } from '../domain/plan.js';
+import type { PartialRecompute, Workload } from '../domain/plan.js';
 import type { HardwareParams } from './hardware-types.js';
 import { collectiveSeconds, d2hSeconds, dpLayout, gemmSeconds, h2dSeconds, p2pSeconds, tpLayout } from './comm.js';
 import { overlapSeconds } from './interference.js';
@@ -67,6 +67,13 @@ export const ROW_COLUMNS = ['b', 'dp', 'tp', 'wre', 'gre', 'ore', 'wo', 'go', 'o
 export const ROW_SCALARS = ['G', 'nodes', 'gpn', 'cross'] as const;
 export const CELL_SCALARS = ['l', 'c', 'p'] as const;
 export const STAGE_OUTPUTS = ['stable', 'delta', 'peak', 'required'] as const;
+
+/** The row column `sel`: partial recomputation of the layers that are not fully recomputed (0 is none). */
+export const PARTIAL_CODE: Readonly<Record<PartialRecompute, number>> = { selective: 1, pointwise: 2, norms: 3 };
+
+export function partialCode(p: PartialRecompute | undefined): number {
+  return p ? PARTIAL_CODE[p] : 0;
+}
 
 export type RowColumn = (typeof ROW_COLUMNS)[number];
 export type RowScalar = (typeof ROW_SCALARS)[number];
@@ -326,7 +333,7 @@ export function stageExprs(ctx: StageModelContext): StageExprs {
   const A0 = blk.saved.none;
   const Ack = blk.saved.full;
   // saved set of a layer that is not fully checkpointed: sel 0 none, 1 selective, 2 pointwise, 3 norms
-  const Ansel = select(eq(sel, 3), blk.saved.norms, select(eq(sel, 2), blk.saved.pointwise, select(sel, blk.saved.selective, A0)));
+  const Ansel = select(eq(sel, PARTIAL_CODE.norms), blk.saved.norms, select(eq(sel, PARTIAL_CODE.pointwise), blk.saved.pointwise, select(sel, blk.saved.selective, A0)));
   const SAck = mul(Ack, ao);
   const SAnck = mul(Ansel, ao);
 
@@ -358,7 +365,7 @@ export function stageExprs(ctx: StageModelContext): StageExprs {
     }
   };
   const fwdCompute = (first: boolean): Expr => (first ? add(T.fwd, optStep) : T.fwd);
-  const partialRecompute = select(eq(sel, 3), T.recomputeNorms, select(eq(sel, 2), T.recomputePointwise, select(sel, T.recomputeCore, 0)));
+  const partialRecompute = select(eq(sel, PARTIAL_CODE.norms), T.recomputeNorms, select(eq(sel, PARTIAL_CODE.pointwise), T.recomputePointwise, select(sel, T.recomputeCore, 0)));
   const bwdCompute = (ck: boolean): Expr => (ck ? add(T.bwd, T.recomputeFull) : add(T.bwd, partialRecompute));
   /** Time of one layer (forward + backward of one micro-batch) at a position in the stage. */
   const block = (where: Where, ck: boolean, firstLast: boolean): Expr => {

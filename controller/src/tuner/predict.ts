@@ -7,7 +7,7 @@
  */
 import type { ModelSpec } from '../domain/model.js';
 import type { Ckpt, Offload, PartialRecompute, Plan, Prediction, Stage, Workload } from '../domain/plan.js';
-import { PLAN_VERSION } from '../domain/plan.js';
+import { isPartialRecompute, PARTIAL_RECOMPUTE, PLAN_VERSION } from '../domain/plan.js';
 import type { HardwareParams } from './hardware-types.js';
 import { badInput } from '../../../protocol/src/errors.js';
 import {
@@ -15,6 +15,7 @@ import {
   compileStageModel,
   iterationSeconds,
   outputArrays,
+  partialCode,
   zeroFlags,
   type Row,
   type RowScalars,
@@ -35,7 +36,6 @@ function posInt(field: string, v: unknown, valid = 'a positive integer'): number
 }
 
 const CKPT_MODES = ['none', 'selective', 'norms', 'pointwise', 'layers', 'full'] as const;
-const PARTIAL_MODES = ['selective', 'norms', 'pointwise'] as const;
 const OFFLOAD_KEYS = ['weights', 'grads', 'optimizer', 'activations'] as const;
 
 /** Throws BAD_INPUT (naming the field and what would be valid) for any plan the cost model cannot price. */
@@ -109,8 +109,8 @@ export function validatePlan(plan: Plan): void {
       if (typeof ck.count !== 'number' || !Number.isInteger(ck.count) || ck.count < 0 || ck.count > nl) {
         throw badInput(`${f}.ckpt.count`, `${JSON.stringify(ck.count)} is not a layer count of this ${nl}-layer stage`, `valid: 0..${nl}`);
       }
-      if (ck.others !== undefined && !(PARTIAL_MODES as readonly string[]).includes(ck.others)) {
-        throw badInput(`${f}.ckpt.others`, `unknown ${JSON.stringify(ck.others)}`, `valid: ${PARTIAL_MODES.join(', ')} (or absent: no recomputation in the other layers)`);
+      if (ck.others !== undefined && !isPartialRecompute(ck.others)) {
+        throw badInput(`${f}.ckpt.others`, `unknown ${JSON.stringify(ck.others)}`, `valid: ${PARTIAL_RECOMPUTE.join(', ')} (or absent: no recomputation in the other layers)`);
       }
     } else if (ck.others !== undefined) {
       throw badInput(`${f}.ckpt.others`, `applies only to mode "layers" (this stage's mode is "${ck.mode}")`, 'drop it, or use mode "layers" with a count');
@@ -149,11 +149,6 @@ export function validatePlan(plan: Plan): void {
   if (![0, 1, 2, 3].includes(pr.zero)) throw badInput('prePost.zero', `unknown ZeRO level ${JSON.stringify(pr.zero)}`, 'valid: 0, 1, 2, 3');
   const stageGpus = s0.nodes * s0.gpusPerNode;
   if (pr.dp * pr.tp !== stageGpus) throw badInput('prePost.dp', `dp ${pr.dp} × tp ${pr.tp} ≠ the stage's ${stageGpus} GPUs`, 'prePost.dp × prePost.tp must equal the GPUs of a stage');
-}
-
-/** The cost model's partial-recomputation code: 0 none, 1 selective, 2 pointwise, 3 norms. */
-export function partialCode(p: PartialRecompute | undefined): number {
-  return p === 'norms' ? 3 : p === 'pointwise' ? 2 : p === 'selective' ? 1 : 0;
 }
 
 /** Fully recomputed layers c and the partial-recomputation code of the others (see partialCode). */
@@ -371,7 +366,7 @@ export function uniformPlan(o: UniformPlanOptions): Plan {
   const ckpt = (n: number): Ckpt => {
     const c = o.ckpt ?? 'none';
     if (typeof c === 'number') return { mode: 'layers', count: c };
-    if (c === 'none' || c === 'selective' || c === 'norms' || c === 'pointwise' || c === 'full') return { mode: c };
+    if (c === 'none' || c === 'full' || isPartialRecompute(c)) return { mode: c };
     throw badInput('ckpt', `unknown ${JSON.stringify(c)}`, `valid: none, selective, norms, pointwise, full, or a layer count 0..${n}`);
   };
   const stages: Stage[] = split.map((layers) => ({

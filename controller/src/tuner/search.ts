@@ -9,7 +9,7 @@
  * Pure: no I/O, no clock (the caller injects `now`), no randomness.
  */
 import type { ModelSpec } from '../domain/model.js';
-import { PLAN_VERSION, type Ckpt, type PartialRecompute, type Plan, type Stage, type Workload } from '../domain/plan.js';
+import { isPartialRecompute, PLAN_VERSION, type Ckpt, type PartialRecompute, type Plan, type Stage, type Workload } from '../domain/plan.js';
 import { badInput } from '../../../protocol/src/errors.js';
 import type { HardwareParams } from './hardware-types.js';
 import {
@@ -17,13 +17,15 @@ import {
   compileStageModel,
   iterationSeconds,
   outputArrays,
+  PARTIAL_CODE,
+  partialCode,
   zeroFlags,
   type CandidateRows,
   type StageModel,
   type StageOutput,
   type StagePosition,
 } from './cost.js';
-import { partialCode, predictPlan, stagePosition, uniformSplit } from './predict.js';
+import { predictPlan, stagePosition, uniformSplit } from './predict.js';
 import type { InterStageProblem, PolicyOption, Solver, SolveStatus } from './solver.js';
 import { FrontBuilder, sampleWeights, thinFront } from './pareto.js';
 import {
@@ -190,16 +192,15 @@ function makeBatch(sm: StageModel, meta: RowMeta[], shape: Shape, ppZero: number
   return { meta, rows, n, prepared: sm.prepare(rows, scalars, n), outLo: outputArrays(n), outHi: outputArrays(n) };
 }
 
-const PARTIAL: Record<number, PartialRecompute | undefined> = { 1: 'selective', 2: 'pointwise', 3: 'norms' };
+const PARTIAL = new Map<number, PartialRecompute>(Object.entries(PARTIAL_CODE).map(([mode, code]) => [code, mode as PartialRecompute]));
 
 /** The partial-recomputation code a ckpt pin asks for (0 for none, full, a layer count, or no pin). */
 function pinnedPartial(pins: Pins): number {
-  const ck = pins.ckpt;
-  return ck === 'selective' || ck === 'norms' || ck === 'pointwise' ? partialCode(ck) : 0;
+  return isPartialRecompute(pins.ckpt) ? partialCode(pins.ckpt) : 0;
 }
 
 function ckptOf(sel: number, c: number, l: number): Ckpt {
-  const partial = PARTIAL[sel];
+  const partial = PARTIAL.get(sel);
   if (c === l && l > 0) return { mode: 'full' };
   if (c === 0) return partial ? { mode: partial } : { mode: 'none' };
   return partial ? { mode: 'layers', count: c, others: partial } : { mode: 'layers', count: c };
@@ -239,7 +240,7 @@ function shapeKnobs(knobs: StageKnobs, pins: Pins, dp: number): ShapeKnobs {
     heavy: tuples.slice(1).filter((t) => t.wo !== tuples[0]!.wo || t.go !== tuples[0]!.go),
     ppZero: pins.zero ?? 1,
     cValues(l: number): number[] {
-      if (ck === 'none' || ck === 'selective' || ck === 'norms' || ck === 'pointwise') return [0];
+      if (ck === 'none' || isPartialRecompute(ck)) return [0];
       if (ck === 'full' || knobs.ckpt === 'full') return [l];
       if (typeof ck === 'number') return ck <= l ? [ck] : [];
       return Array.from({ length: l + 1 }, (_, c) => c);
@@ -256,7 +257,7 @@ function lowerBound(ctx: Ctx, shape: Shape, sk: ShapeKnobs): number {
   const positions: StagePosition[] = S === 1 ? ['only'] : S === 2 ? ['first', 'last'] : ['first', 'middle', 'last'];
   const meta: RowMeta[] = [];
   for (const g of sk.groups) if (g.sel === 0) meta.push({ zero: g.zero, sel: 0, ...sk.base });
-  if (meta.length === 0) meta.push({ zero: sk.groups[0]!.zero, sel: 1, ...sk.base });
+  if (meta.length === 0) meta.push({ zero: sk.groups[0]!.zero, sel: PARTIAL_CODE.selective, ...sk.base });
   let tmax = Infinity;
   let perLayer = Infinity;
   for (const pos of positions) {
@@ -313,6 +314,8 @@ function buildOptions(ctx: Ctx, shape: Shape, sk: ShapeKnobs, pins: Pins, wide: 
   const Lch = pins.layers ? [...new Set(pins.layers)].sort((a, b) => a - b) : layerChoices(L, S, G, wide);
   if (Lch.length === 0) return null;
   const cap = ctx.cap * (1 - FIT_SLACK);
+  // partial recomputation with c > 0 only where the space combines it with layer recomputation
+  const c0Only = (g: { sel: number }): boolean => g.sel > 0 && !sk.partialWithLayers;
   const W = ctx.weights;
   const A = W.length;
   const invG = 1 / G;
@@ -473,8 +476,6 @@ function buildOptions(ctx: Ctx, shape: Shape, sk: ShapeKnobs, pins: Pins, wide: 
       for (const c of sk.cValues(l)) {
         evaluate(base, l, c);
         const baseFit = Int32Array.from(fitCount.subarray(0, base.n));
-        // partial recomputation with c > 0 only where the space combines it with layer recomputation
-        const c0Only = (g: { sel: number }): boolean => g.sel > 0 && !sk.partialWithLayers;
         if (c > 0) for (let gi = 0; gi < sk.groups.length; gi++) if (c0Only(sk.groups[gi]!)) fitCount[gi] = 0;
         accumulate(base, l, li, c);
         let allFit = true;
@@ -510,7 +511,7 @@ function buildOptions(ctx: Ctx, shape: Shape, sk: ShapeKnobs, pins: Pins, wide: 
           if (!g.offload || lightOk[gi]) continue;
           const ob = offBatch(gi, 'heavy');
           for (const c of sk.cValues(l)) {
-            if (g.sel > 0 && !sk.partialWithLayers && c > 0) break;
+            if (c0Only(g) && c > 0) break;
             evaluate(ob, l, c);
             accumulate(ob, l, li, c);
           }
@@ -717,9 +718,9 @@ function gridVariants(space: SpaceName, shape: Shape, L: number): GridVariant[] 
       const lmax = Math.ceil(L / shape.S);
       for (const zero of [0, 1] as const) {
         out.push({ zero, sel: 0, off: NO_OFFLOAD, ckpt: none });
-        out.push({ zero, sel: 1, off: NO_OFFLOAD, ckpt: none });
+        out.push({ zero, sel: PARTIAL_CODE.selective, off: NO_OFFLOAD, ckpt: none });
         // Megatron-Core --recompute-granularity selective --recompute-modules layernorm (+ core_attn without flash)
-        out.push({ zero, sel: 3, off: NO_OFFLOAD, ckpt: none });
+        out.push({ zero, sel: PARTIAL_CODE.norms, off: NO_OFFLOAD, ckpt: none });
         for (let n = 1; n < lmax; n++) out.push({ zero, sel: 0, off: NO_OFFLOAD, ckpt: (l) => Math.min(n, l) });
         out.push({ zero, sel: 0, off: NO_OFFLOAD, ckpt: full });
       }

@@ -7,6 +7,7 @@
  */
 import type { ModelSpec } from '../domain/model.js';
 import { badInput } from '../../../protocol/src/errors.js';
+import { isPartialRecompute } from '../domain/plan.js';
 
 export type SpaceName = 'mist' | 'megatron-paper' | 'megatron' | 'deepspeed' | 'exhaustive';
 export const SPACE_NAMES: readonly SpaceName[] = ['mist', 'megatron-paper', 'megatron', 'deepspeed', 'exhaustive'];
@@ -117,7 +118,7 @@ export function parsePins(input: string | Record<string, unknown> | undefined): 
         pins.zero = Number(raw) as 0 | 1 | 2 | 3;
         break;
       case 'ckpt':
-        if (raw === 'none' || raw === 'selective' || raw === 'norms' || raw === 'pointwise' || raw === 'full') pins.ckpt = raw;
+        if (raw === 'none' || raw === 'full' || isPartialRecompute(raw)) pins.ckpt = raw;
         else pins.ckpt = pinInt('ckpt', raw, 0);
         break;
       case 'layers': {
