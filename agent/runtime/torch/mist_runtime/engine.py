@@ -11,6 +11,10 @@ from .model import Ctx, build_units
 from .zero import Handle
 
 
+# the plan's partial recomputation modes (Ckpt mode, or `others` beside a count of recomputed layers)
+PARTIAL = ("selective", "norms", "pointwise")
+
+
 def _rng_state(device):
     """The RNG state a unit's dropout draws from: the CPU generator, plus the device's on CUDA."""
     return (torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
@@ -38,8 +42,8 @@ class Stage:
         # partial recomputation of the layers not fully recomputed: selective (attention core), norms, or pointwise
         # (norms and activation function); this runtime has no flash kernel, so norms and pointwise recompute the
         # core as well
-        partial = ck.get("mode") if ck.get("mode") in ("selective", "norms", "pointwise") else ck.get("others") if ck.get("mode") == "layers" else None
-        self.ctx.selective = partial in ("selective", "norms", "pointwise")
+        partial = ck.get("mode") if ck.get("mode") in PARTIAL else ck.get("others") if ck.get("mode") == "layers" else None
+        self.ctx.selective = partial in PARTIAL
         self.ctx.recompute_norms = partial in ("norms", "pointwise")
         self.ctx.recompute_act = partial == "pointwise"
         self.units = build_units(st["layers"][0], st["layers"][1], self.first, self.last, self.ctx, seed)
