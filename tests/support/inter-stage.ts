@@ -29,6 +29,8 @@ export interface RandomProblemSpec {
   /** Probability that an options list is empty. */
   emptyRate: number;
   maxG: number;
+  /** Probability that an option splits its backward (has a wgrad); default 0. */
+  splitRate?: number;
 }
 
 /** A random small problem: costs loosely proportional to layers, deltas in a similar range, some empty lists. */
@@ -49,7 +51,14 @@ export function randomProblem(rand: () => number, spec: RandomProblemSpec): Inte
           // Quantised times make exact ties (and so equal-objective alternatives) appear now and then.
           const q = rand() < 0.3 ? 0.25 : 1e-6;
           const round = (v: number) => Math.round(v / q) * q;
-          list.push({ stable: round(c * (0.5 + rand())), delta: round(rand() * 2 * c * rand()) });
+          const option: PolicyOption = { stable: round(c * (0.5 + rand())), delta: round(rand() * 2 * c * rand()) };
+          // a split backward: its weight-gradient time is a share of the stable time, the same for a layer count
+          if (spec.splitRate && rand() < spec.splitRate) {
+            option.wgrad = round(option.stable * 0.4 * rand());
+            // part of the stage's transfers hides behind the weight pass
+            if (rand() < 0.5) option.hidden = Math.min(option.wgrad, round(option.stable * 0.2 * rand()));
+          }
+          list.push(option);
         }
       }
       stage.push(list);

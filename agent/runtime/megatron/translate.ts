@@ -28,6 +28,7 @@ export interface MegatronPlanStage {
   zero: 0 | 1 | 2 | 3;
   ckpt: { mode: 'none' | 'selective' | 'norms' | 'pointwise' | 'layers' | 'full'; count?: number; others?: 'selective' | 'norms' | 'pointwise' };
   offload: { weights: number; grads: number; optimizer: number; activations: number };
+  splitBackward?: boolean;
 }
 
 export interface MegatronPlan {
@@ -221,6 +222,7 @@ export function planToMegatron(plan: MegatronPlan): MegatronLaunch {
     if (s.offload.weights > 0) approx.push({ feature: `stages[${i}].offload.weights`, approximation: `weight offload ${s.offload.weights} is not expressible with pretrain_gpt.py arguments; weights stay on the GPU (more memory than planned)` });
     if (s.offload.grads > 0) approx.push({ feature: `stages[${i}].offload.grads`, approximation: `gradient offload ${s.offload.grads} is not expressible (Megatron offloads gradients only as part of --optimizer-cpu-offload, for the optimizer's fraction); gradients stay on the GPU` });
     if (s.offload.activations > 0) approx.push({ feature: `stages[${i}].offload.activations`, approximation: `activation offload ${s.offload.activations} is not expressible with pretrain_gpt.py arguments (Megatron-Core's cpu_offloading is a TransformerConfig field with whole-layer granularity, not a ratio); activations stay on the GPU` });
+    if (s.splitBackward) approx.push({ feature: `stages[${i}].splitBackward`, approximation: "the split backward is dropped: Megatron-LM's 1F1B computes weight gradients inside each backward (its --delay-wgrad-compute serves MoE expert-parallel overlap only), so the pipeline drain waits for them (slower than planned, less memory)" });
   });
   if (plan.prePost.dp !== dp || plan.prePost.tp !== tp) {
     approx.push({ feature: 'prePost', approximation: `pre/post layers with dp ${plan.prePost.dp}, tp ${plan.prePost.tp} run with the blocks' dp ${dp}, tp ${tp}` });

@@ -19,7 +19,7 @@ export function formatPrediction(plan: Plan): string {
   const p = plan.predicted;
   const c = plan.cluster;
   const head = `${plan.model.name ?? plan.model.arch} (${plan.model.layers} layers, hidden ${plan.model.hidden}) on ${c.nodes}×${c.gpusPerNode} ${c.gpu}; global batch ${plan.globalBatch}, seq ${plan.seqLen}, ${plan.gradAccum} micro-batches per iteration`;
-  const rows = [['stage', 'layers', 'dp', 'tp', 'mb', 'zero', 'ckpt', 'offload w/g/o/a', 'stable s', 'delta s', 'peak GiB']];
+  const rows = [['stage', 'layers', 'dp', 'tp', 'mb', 'zero', 'ckpt', 'offload w/g/o/a', 'backward', 'stable s', 'delta s', 'peak GiB']];
   plan.stages.forEach((s, i) => {
     const ps = p?.stages[i];
     rows.push([
@@ -31,6 +31,7 @@ export function formatPrediction(plan: Plan): string {
       String(s.zero),
       ckptText(s.ckpt),
       [s.offload.weights, s.offload.grads, s.offload.optimizer, s.offload.activations].join('/'),
+      s.splitBackward ? 'split' : 'whole',
       ps ? ps.stableSeconds.toFixed(4) : '-',
       ps ? ps.deltaSeconds.toFixed(4) : '-',
       ps ? (ps.peakMemoryBytes / GiB).toFixed(2) : '-',

@@ -296,6 +296,7 @@ function planGridView(plan) {
           h('span', { class: 'chip' }, `ZeRO-${s.zero}`),
           h('span', { class: 'chip' }, `ckpt ${s.ckpt}`),
           h('span', { class: 'chip' }, `offload ${s.offload}`),
+          s.splitBackward ? h('span', { class: 'chip', title: 'input gradients sent before the weight gradients' }, 'split backward') : null,
           h('span', { class: 'muted' }, ` ${fmtSeconds(s.predictedSeconds)} · ${fmtBytes(s.predictedMemoryBytes)}`),
         ),
       ),

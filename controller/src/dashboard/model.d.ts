@@ -36,6 +36,7 @@ export interface GridStage {
   microBatch: number;
   ckpt: string;
   offload: string;
+  splitBackward: boolean;
   gpus: number;
   predictedSeconds: number | null;
   predictedMemoryBytes: number | null;

@@ -140,6 +140,7 @@ export function planGrid(plan) {
     microBatch: s.microBatch,
     ckpt: ckptText(s.ckpt),
     offload: offloadText(s.offload),
+    splitBackward: s.splitBackward === true,
     gpus: s.dp * s.tp,
     predictedSeconds: pred[i] ? pred[i].stableSeconds + pred[i].deltaSeconds : null,
     predictedMemoryBytes: pred[i] ? pred[i].peakMemoryBytes : null,

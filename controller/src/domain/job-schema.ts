@@ -47,6 +47,7 @@ export const PIN_PROPERTIES = {
   offloadWeights: { type: 'number', minimum: 0, maximum: 1 },
   offloadGrads: { type: 'number', minimum: 0, maximum: 1 },
   offloadActivations: { type: 'number', minimum: 0, maximum: 1 },
+  splitBackward: { type: 'boolean', description: 'every stage splits its backward (true) or none does (false); absent: the tuner chooses per stage' },
 } as const;
 
 const positiveInt = { type: 'integer', minimum: 1 } as const;

@@ -67,6 +67,12 @@ export interface Stage {
   zero: 0 | 1 | 2 | 3;
   ckpt: Ckpt;
   offload: Offload;
+  /**
+   * Split backward (default false): the stage computes its input gradients first and sends them upstream, then the
+   * weight gradients of its layers that are not fully recomputed (recomputed layers compute theirs at once), so
+   * the pipeline's drain does not wait for them (docs/tuner.md). Not with activation offloading.
+   */
+  splitBackward?: boolean;
 }
 
 export interface ClusterSlice {

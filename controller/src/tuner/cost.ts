@@ -60,13 +60,14 @@ import {
   type Num,
 } from './symbolic/expr.js';
 import { compileTwoLevel, interpretAll, type PreparedRows, type TwoLevelFn } from './symbolic/compile.js';
+import { pipelineSecondsBestHidden } from './solver.js';
 
 export type StagePosition = 'first' | 'middle' | 'last' | 'only';
 
 export const ROW_COLUMNS = ['b', 'dp', 'tp', 'wre', 'gre', 'ore', 'wo', 'go', 'oo', 'ao', 'sel', 'ppdp', 'pptp', 'ppzero'] as const;
 export const ROW_SCALARS = ['G', 'nodes', 'gpn', 'cross'] as const;
 export const CELL_SCALARS = ['l', 'c', 'p'] as const;
-export const STAGE_OUTPUTS = ['stable', 'delta', 'peak', 'required'] as const;
+export const STAGE_OUTPUTS = ['stable', 'delta', 'peak', 'required', 'wgrad', 'requiredSplit', 'p2p'] as const;
 
 /** The row column `sel`: partial recomputation of the layers that are not fully recomputed (0 is none). */
 export const PARTIAL_CODE: Readonly<Record<PartialRecompute, number>> = { selective: 1, pointwise: 2, norms: 3 };
@@ -163,6 +164,8 @@ export interface LayerTimes {
   recomputeNorms: Expr;
   tpFwd: Expr;
   tpBwd: Expr;
+  /** The weight-gradient GEMMs of the backward (half of each weight GEMM's backward; the core has no weights). */
+  wgrad: Expr;
 }
 
 /**
@@ -217,6 +220,7 @@ export function layerTimes(q: LayerQuantities, hw: HardwareParams, tpInter: Expr
     recomputeNorms: add(q.pointwise.withCore ? recomputeCore : 0, mul(hbm, q.pointwise.normsMemFwd)),
     tpFwd,
     tpBwd,
+    wgrad: add(...q.gemms.filter((g) => !coreSet.has(g.name)).map((g) => gemmT(g.flops))),
   };
 }
 
@@ -257,6 +261,17 @@ export interface StageExprs {
   delta: Expr;
   peak: Expr;
   required: Expr;
+  /**
+   * Split backward (the Plan stage's `splitBackward`): the input gradients of the stage are computed and sent
+   * upstream before the weight gradients of its layers that are not fully recomputed. `wgrad` is that
+   * weight-gradient time, which moves off the pipeline's critical path (solver.ts objective); `requiredSplit` the
+   * memory requirement with the split, which keeps those layers' weight-GEMM inputs and output gradients until the
+   * weight pass (no split with activation offloading).
+   */
+  wgrad: Expr;
+  requiredSplit: Expr;
+  /** The pipeline transfer seconds per micro-batch charged in `stable` (2·p2p of the outgoing boundary; 0 last). */
+  p2p: Expr;
   /** Diagnostics (same symbols). */
   peakFwd: Expr;
   peakBwd: Expr;
@@ -426,7 +441,8 @@ export function stageExprs(ctx: StageModelContext): StageExprs {
   // Pipeline send of the activations and receive of their gradients: 2·p2p(Out) per micro-batch per boundary,
   // charged to the stage before the boundary (Mist leaves P2P out of the tuning cost).
   const out = blk.out;
-  if (position === 'first' || position === 'middle') stable = add(stable, mul(2, call('p2p', out, cross)));
+  const p2p = position === 'first' || position === 'middle' ? mul(2, call('p2p', out, cross)) : num(0);
+  stable = add(stable, p2p);
 
   // ----- memory (mist.md §3.7) -----
   const bufW = max(mul(wre, gt(dp, 1)), gt(wo, 0));
@@ -471,6 +487,14 @@ export function stageExprs(ctx: StageModelContext): StageExprs {
     peakBwd = add(peakBwd, extra);
   }
   const peak = max(peakFwd, peakBwd);
+  // Split backward of the l − c layers that are not fully recomputed (a recomputed layer would have to keep its
+  // recomputed activations instead of its 2sbh checkpoint): while the input-gradient pass walks the layers, a
+  // processed split layer holds its weight-GEMM inputs and output gradients (wgradRetained) where an unprocessed
+  // one holds its saved set, so the current micro-batch needs at most Σ max(saved, retained) over those layers: the
+  // extra over savedCur is (l − c)·max(0, retained − saved).
+  const Aw = blk.wgradRetained;
+  const splitExtra = mul(sub(l, c), max(0, sub(Aw, mul(keep, Ansel))));
+  const peakSplit = max(peakFwd, add(peakBwd, splitExtra));
 
   // Allocator margin (mist.md §3.7, Mist's empirical factors kept): fragmentation grows with hidden size and
   // sequence length; every memory technique adds allocator churn. `peak` models allocated bytes; required = peak ×
@@ -489,7 +513,10 @@ export function stageExprs(ctx: StageModelContext): StageExprs {
     mul(0.04, gt(tp, 1)),
     mul(0.01, ge(b, 4)),
   );
-  return { stable, delta, peak, required: mul(peak, margin), peakFwd, peakBwd, margin, out };
+  // (rows with activation offloading never split: the retained tensors would pin what the offload moves out)
+  const requiredSplit = add(mul(peakSplit, margin), mul(gt(ao, 0), 1e30));
+  const wgrad = mul(sub(l, c), T.wgrad);
+  return { stable, delta, peak, required: mul(peak, margin), wgrad, requiredSplit, p2p, peakFwd, peakBwd, margin, out };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -518,7 +545,15 @@ export function compileStageModel(ctx: StageModelContext): StageModel {
   if (hit) return hit;
   const exprs = stageExprs(ctx);
   const fns = hardwareFns(ctx.hw);
-  const outputs: Record<StageOutput, Expr> = { stable: exprs.stable, delta: exprs.delta, peak: exprs.peak, required: exprs.required };
+  const outputs: Record<StageOutput, Expr> = {
+    stable: exprs.stable,
+    delta: exprs.delta,
+    peak: exprs.peak,
+    required: exprs.required,
+    wgrad: exprs.wgrad,
+    requiredSplit: exprs.requiredSplit,
+    p2p: exprs.p2p,
+  };
   const compiled = compileTwoLevel(outputs, { rowColumns: ROW_COLUMNS, rowScalars: ROW_SCALARS, cellScalars: CELL_SCALARS }, fns);
   const model: StageModel = {
     position: ctx.position,
@@ -529,7 +564,7 @@ export function compileStageModel(ctx: StageModelContext): StageModel {
       return compiled.prepare(rows as Record<string, Float64Array>, scalars, n);
     },
     evalCell(prepared, cell, out) {
-      compiled.evalCell(prepared, cell, [out.stable, out.delta, out.peak, out.required]);
+      compiled.evalCell(prepared, cell, STAGE_OUTPUTS.map((k) => out[k]));
     },
     interpret(row, scalars, cell) {
       return interpretAll(outputs, { ...row, ...scalars, ...cell }, fns) as Record<StageOutput, number>;
@@ -549,7 +584,7 @@ export function candidateRows(n: number, fill: Partial<Row> = {}): CandidateRows
 }
 
 export function outputArrays(n: number): Record<StageOutput, Float64Array> {
-  return { stable: new Float64Array(n), delta: new Float64Array(n), peak: new Float64Array(n), required: new Float64Array(n) };
+  return Object.fromEntries(STAGE_OUTPUTS.map((k) => [k, new Float64Array(n)])) as Record<StageOutput, Float64Array>;
 }
 
 /** ZeRO level → (wre, gre, ore). */
@@ -559,16 +594,10 @@ export function zeroFlags(zero: number): { wre: number; gre: number; ore: number
 
 /**
  * Iteration time from per-stage stable and delta (mist.md §3.8):
- * T = Σ S_i + (G − 1)·max S_i + max(0, max_i(D_i − Σ_{j<i} S_j)).
+ * T = Σ S_i + (G − 1)·max S_i + max(0, max_i(D_i − Σ_{j<i} S_j)), with what split backwards take off it when
+ * their per-stage `wgrad` and `hideable` transfer seconds (min(wgrad, p2p)) are given (0 where a stage does not
+ * split; solver.ts pipelineSecondsBestHidden).
  */
-export function iterationSeconds(stable: readonly number[], delta: readonly number[], G: number): number {
-  let sum = 0;
-  let mx = 0;
-  let dmax = 0;
-  for (let i = 0; i < stable.length; i++) {
-    dmax = Math.max(dmax, delta[i]! - sum);
-    sum += stable[i]!;
-    mx = Math.max(mx, stable[i]!);
-  }
-  return sum + (G - 1) * mx + Math.max(0, dmax);
+export function iterationSeconds(stable: readonly number[], delta: readonly number[], G: number, wgrad: readonly number[] = [], hideable: readonly number[] = []): number {
+  return pipelineSecondsBestHidden(stable.map((t, i) => ({ stable: t, delta: delta[i]!, wgrad: wgrad[i] ?? 0, hideable: hideable[i] ?? 0 })), G);
 }

@@ -25,14 +25,21 @@
  * dropped when (G−1)·τmin + u + (the least Σ T of any completion) exceeds the cut-off: u only grows by at least
  * the stable times still to come (u' ≥ u + t), so this never drops the optimum.
  *
+ * ## Split backwards
+ * With an option's period P, latency U and tail E (solver.ts) the recurrence is u' = U + max(u, d), still
+ * non-decreasing in u, the thresholds τ bound the periods, and max_i E_i is added once: an outer loop fixes
+ * ε ∈ {the distinct tails}, leaves out options with E > ε and adds ε to every bound; the optimum, whose max tail
+ * is some ε*, is found in the pass ε = ε*. Without split options ε = 0 only. Options are grouped by (W, H), within
+ * which U − P = 2H − W is constant, so that each group's front stays two-dimensional (period, delta).
+ *
  * ## Complexity
  * With K = Σ_j |options[i][j]| (after removing dominated options) per stage, one DP is O(S · L · K) time and
  * O(S · L) memory for the back-pointers. The number of DPs is ≤ the number of distinct stable values
  * (≤ S · K) in the worst case and O(levels · log n) in practice (levels = distinct values of f near the optimum).
  * Typical sizes (S = 16, L = 48, 5 layer counts × 30 options) take a few milliseconds; S = 64, L = 128 tens of ms.
  */
-import type { InterStageProblem, InterStageSolution, Solver, SolveOptions } from './solver.js';
-import { objectiveOf } from './solver.js';
+import type { InterStageProblem, InterStageSolution, PolicyOption, Solver, SolveOptions } from './solver.js';
+import { latencyOf, objectiveOf, periodOf, tailOf } from './solver.js';
 
 /** Relative tolerance when comparing an objective with the incumbent. */
 export const INCUMBENT_TOLERANCE = 1e-9;
@@ -101,17 +108,37 @@ export function hasFeasibleSplit(p: InterStageProblem): boolean {
   return completions(p)[0][0] === 1;
 }
 
-/** One stage × layer-choice option list, non-dominated, sorted by stable ascending (delta strictly descending). */
+/**
+ * One stage × layer-choice option list of one (wgrad, hidden) pair, non-dominated, sorted by period ascending
+ * (delta strictly descending).
+ */
 interface Front {
+  /** Periods. */
   t: Float64Array;
   d: Float64Array;
+  /** Latency − period (2H − W), the same for the whole front. */
+  off: number;
   /** Index into the problem's options[i][j]. */
   k: Int32Array;
 }
 
-function front(options: { stable: number; delta: number }[]): Front {
-  const idx = options.map((_, k) => k).filter((k) => usable(options[k]));
-  idx.sort((a, b) => options[a].stable - options[b].stable || options[a].delta - options[b].delta || a - b);
+const groupOf = (o: PolicyOption): string => `${o.wgrad ?? 0}/${o.hidden ?? 0}`;
+
+/** The fronts of one stage × layer choice, one per distinct (wgrad, hidden) among its usable options. */
+function fronts(options: PolicyOption[]): Front[] {
+  const groups = new Map<string, number[]>();
+  options.forEach((o, k) => {
+    if (!usable(o)) return;
+    const g = groupOf(o);
+    const ks = groups.get(g);
+    if (ks) ks.push(k);
+    else groups.set(g, [k]);
+  });
+  return [...groups.values()].map((ks) => front(options, ks));
+}
+
+function front(options: PolicyOption[], idx: number[]): Front {
+  idx.sort((a, b) => periodOf(options[a]) - periodOf(options[b]) || options[a].delta - options[b].delta || a - b);
   const keep: number[] = [];
   let bestD = Infinity;
   for (const k of idx) {
@@ -121,14 +148,15 @@ function front(options: { stable: number; delta: number }[]): Front {
     }
   }
   return {
-    t: Float64Array.from(keep, (k) => options[k].stable),
+    t: Float64Array.from(keep, (k) => periodOf(options[k])),
     d: Float64Array.from(keep, (k) => options[k].delta),
+    off: latencyOf(options[idx[0]]) - periodOf(options[idx[0]]),
     k: Int32Array.from(keep),
   };
 }
 
 /** The smallest achievable max_i T_i (Infinity when infeasible): a minimax DP over (stage, layers used). */
-function bottleneckOf(p: InterStageProblem, fronts: Front[][], reach: Uint8Array[]): number {
+function bottleneckOf(p: InterStageProblem, fronts: Front[][][], reach: Uint8Array[]): number {
   const { S, L, layerChoices } = p;
   let bott = new Float64Array(L + 1).fill(Infinity);
   bott[0] = -Infinity;
@@ -138,9 +166,9 @@ function bottleneckOf(p: InterStageProblem, fronts: Front[][], reach: Uint8Array
       if (bott[l] === Infinity) continue;
       for (let j = 0; j < layerChoices.length; j++) {
         const n = l + layerChoices[j];
-        const f = fronts[i][j];
-        if (n > L || f.t.length === 0 || !reach[i + 1][n]) continue;
-        const v = Math.max(bott[l], f.t[0]);
+        const fs = fronts[i][j];
+        if (n > L || fs.length === 0 || !reach[i + 1][n]) continue;
+        const v = Math.max(bott[l], Math.min(...fs.map((f) => f.t[0])));
         if (v < next[n]) next[n] = v;
       }
     }
@@ -151,19 +179,39 @@ function bottleneckOf(p: InterStageProblem, fronts: Front[][], reach: Uint8Array
 
 /** The smallest achievable max_i T_i over all assignments (Infinity when there is none); a valid lower bound on Tmax. */
 export function bottleneck(p: InterStageProblem): number {
-  return bottleneckOf(p, p.options.map((stage) => stage.map(front)), completions(p));
+  return bottleneckOf(p, p.options.map((stage) => stage.map(fronts)), completions(p));
 }
 
 /** Solves exactly and synchronously; see the file comment. Throws only on a malformed problem. */
 export function solveDp(p: InterStageProblem): InterStageSolution {
   checkProblem(p);
-  const { S, L, G, layerChoices } = p;
+  if (!completions(p)[0][0]) return noSolution('infeasible', 'dp');
+  const eps = new Set<number>();
+  for (const stage of p.options) for (const os of stage) for (const o of os) if (usable(o)) eps.add(tailOf(o));
+  const best: Best = { objective: Infinity, layers: [], choice: [] };
+  for (const e of [...eps].sort((a, b) => a - b)) {
+    const within = p.options.map((stage) => stage.map((os) => os.map((o) => (tailOf(o) > e ? { stable: Infinity, delta: Infinity } : o))));
+    solveWithin(p, { ...p, options: within }, e, best);
+  }
+  if (best.objective === Infinity) return noSolution('pruned', 'dp');
+  return { status: 'optimal', objective: best.objective, layers: best.layers, choice: best.choice, solver: 'dp' };
+}
+
+interface Best {
+  objective: number;
+  layers: number[];
+  choice: number[];
+}
+
+/** The τ search of the file comment over the options of `q` (p's with tail ≤ ε), improving `best` in place. */
+function solveWithin(p: InterStageProblem, q: InterStageProblem, eps: number, best: Best): void {
+  const { S, L, G, layerChoices } = q;
   const C = layerChoices.length;
   const W = L + 1;
-  const reach = completions(p);
-  if (!reach[0][0]) return noSolution('infeasible', 'dp');
+  const reach = completions(q);
+  if (!reach[0][0]) return;
 
-  const fronts: Front[][] = p.options.map((stage) => stage.map(front));
+  const fr: Front[][][] = q.options.map((stage) => stage.map(fronts));
 
   // Least Σ T of any completion of stages i..S−1 from l layers used (for the in-DP bound), and the bottleneck.
   const restSum: Float64Array[] = [];
@@ -175,32 +223,30 @@ export function solveDp(p: InterStageProblem): InterStageSolution {
       let best = Infinity;
       for (let j = 0; j < C; j++) {
         const n = l + layerChoices[j];
-        const f = fronts[i][j];
-        if (n > L || f.t.length === 0 || !reach[i + 1][n]) continue;
+        const fs = fr[i][j];
+        if (n > L || fs.length === 0 || !reach[i + 1][n]) continue;
         let minT = Infinity;
-        for (let q = 0; q < f.t.length; q++) minT = Math.min(minT, f.t[q]);
+        for (const f of fs) for (let k = 0; k < f.t.length; k++) minT = Math.min(minT, f.t[k] + f.off);
         best = Math.min(best, minT + restSum[i + 1][n]);
       }
       restSum[i][l] = best;
     }
   }
-  const tauMin = bottleneckOf(p, fronts, reach);
+  const tauMin = bottleneckOf(q, fr, reach);
 
   const distinct = new Set<number>();
-  for (const stage of fronts) for (const f of stage) for (const t of f.t) if (t >= tauMin) distinct.add(t);
+  for (const stage of fr) for (const fs of stage) for (const f of fs) for (const t of f.t) if (t >= tauMin) distinct.add(t);
   const thresholds = Float64Array.from(distinct).sort();
   const n = thresholds.length;
 
-  const tmaxFloor = (G - 1) * tauMin;
+  const tmaxFloor = (G - 1) * tauMin + eps;
   const incumbent = p.incumbent !== undefined && !Number.isNaN(p.incumbent) ? p.incumbent + INCUMBENT_TOLERANCE * Math.abs(p.incumbent) : Infinity;
-  let bestObj = Infinity;
-  let bestLayers: number[] = [];
-  let bestChoice: number[] = [];
   /** A bound no better than this is dropped: ≥ the best found, or > the incumbent. */
-  const dropped = (lb: number) => lb >= bestObj || lb > incumbent;
+  const dropped = (lb: number) => lb >= best.objective || lb > incumbent;
 
   const U = [new Float64Array(W), new Float64Array(W)];
   const backJ = new Int32Array(S * W);
+  const backG = new Int32Array(S * W);
   const backQ = new Int32Array(S * W);
 
   /** f(τ) (Infinity when every assignment under τ is dropped by the bounds); records an improving solution. */
@@ -220,19 +266,24 @@ export function solveDp(p: InterStageProblem): InterStageSolution {
         for (let j = 0; j < C; j++) {
           const nl = l + layerChoices[j];
           if (nl > L || !ok[nl]) continue;
-          const f = fronts[i][j];
-          const ft = f.t;
-          const fd = f.d;
           const restN = rest[nl];
-          for (let q = 0; q < ft.length; q++) {
-            const t = ft[q];
-            if (t > tau) break;
-            const d = fd[q];
-            const v = t + (u > d ? u : d);
-            if (v < nxt[nl] && !dropped(tmaxFloor + v + restN)) {
-              nxt[nl] = v;
-              backJ[row + nl] = j;
-              backQ[row + nl] = q;
+          const fs = fr[i][j];
+          for (let g = 0; g < fs.length; g++) {
+            const f = fs[g];
+            const ft = f.t;
+            const fd = f.d;
+            const off = f.off;
+            for (let k = 0; k < ft.length; k++) {
+              const t = ft[k];
+              if (t > tau) break;
+              const d = fd[k];
+              const v = t + off + (u > d ? u : d);
+              if (v < nxt[nl] && !dropped(tmaxFloor + v + restN)) {
+                nxt[nl] = v;
+                backJ[row + nl] = j;
+                backG[row + nl] = g;
+                backQ[row + nl] = k;
+              }
             }
           }
         }
@@ -248,22 +299,22 @@ export function solveDp(p: InterStageProblem): InterStageSolution {
     let l = L;
     for (let i = S - 1; i >= 0; i--) {
       const j = backJ[i * W + l];
-      const q = backQ[i * W + l];
       layers[i] = layerChoices[j];
-      choice[i] = fronts[i][j].k[q];
+      choice[i] = fr[i][j][backG[i * W + l]].k[backQ[i * W + l]];
       l -= layerChoices[j];
     }
     const obj = objectiveOf(p, layers, choice);
-    if (obj < bestObj && obj <= incumbent) {
-      bestObj = obj;
-      bestLayers = layers;
-      bestChoice = choice;
+    if (obj < best.objective && obj <= incumbent) {
+      best.objective = obj;
+      best.layers = layers;
+      best.choice = choice;
     }
     return value;
   };
 
+  if (n === 0) return;
   const fHi = evaluate(thresholds[n - 1]);
-  if (fHi === Infinity) return noSolution('pruned', 'dp');
+  if (fHi === Infinity) return;
   if (n > 1) {
     const fLo = evaluate(thresholds[0]);
     const stack: Array<[number, number, number, number]> = [[0, n - 1, fLo, fHi]];
@@ -271,15 +322,13 @@ export function solveDp(p: InterStageProblem): InterStageSolution {
       const [a, b, fa, fb] = stack.pop()!;
       if (b - a < 2) continue;
       if (fa === fb && fa !== Infinity) continue;
-      if (dropped((G - 1) * thresholds[a + 1] + fb)) continue;
+      if (dropped((G - 1) * thresholds[a + 1] + fb + eps)) continue;
       const m = (a + b) >> 1;
       const fm = evaluate(thresholds[m]);
       // Lower half first on the stack's top: small thresholds usually hold the optimum when G is large.
       stack.push([m, b, fm, fb], [a, m, fa, fm]);
     }
   }
-  if (bestObj === Infinity) return noSolution('pruned', 'dp');
-  return { status: 'optimal', objective: bestObj, layers: bestLayers, choice: bestChoice, solver: 'dp' };
 }
 
 /** The exact DP behind the {@link Solver} interface. */

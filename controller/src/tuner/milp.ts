@@ -20,9 +20,12 @@
  *   cut (with an incumbent): (G−1)·Tmax + Σ_i T_i + Dmax ≤ incumbent
  *     (stronger than the paper's (G−1)·Tmax ≤ best, and still a valid cut; infeasible under it → 'pruned')
  * Objective: min (G−1)·Tmax + Σ_i T_i + Dmax.
+ * With split backwards (an option with wgrad > 0; solver.ts): T_i is the period (stable − hidden), and
+ * U_i − Σ latency·z = 0, E_i − Σ tail·z = 0, emax_i: Emax − E_i ≥ 0; the objective and the dmax rows sum U_i in
+ * place of T_i, and the objective adds Emax.
  */
 import type { InterStageProblem, InterStageSolution, SolveOptions } from './solver.js';
-import { objectiveOf } from './solver.js';
+import { latencyOf, objectiveOf, periodOf, tailOf } from './solver.js';
 import { bottleneck, noSolution, usable, withinIncumbent } from './dp-solver.js';
 
 /** glpk.js constants (glpk.js 5.0.0 `GLPKConstants`), repeated here so that this module stays free of the package. */
@@ -92,11 +95,15 @@ export function buildMilp(p: InterStageProblem, o: SolveOptions, b: BuildOptions
   const binaries: string[] = [];
   const fx = (v: number): MilpBounds => ({ type: GLP.FX, lb: v, ub: v });
   const layerTerms: MilpTerm[] = [];
+  const split = p.options.some((st) => st.some((os) => os.some((o) => usable(o) && tailOf(o) > 0)));
+  const sumVar = (i: number): string => (split ? `U_${i}` : `T_${i}`);
   for (let i = 0; i < S; i++) {
     const oneTerms: MilpTerm[] = [];
     const pickTerms: MilpTerm[] = [];
     const tTerms: MilpTerm[] = [{ name: `T_${i}`, coef: 1 }];
     const dTerms: MilpTerm[] = [{ name: `D_${i}`, coef: 1 }];
+    const uTerms: MilpTerm[] = [{ name: `U_${i}`, coef: 1 }];
+    const eTerms: MilpTerm[] = [{ name: `E_${i}`, coef: 1 }];
     for (let j = 0; j < layerChoices.length; j++) {
       const opts = p.options[i][j];
       const ks = opts.map((_, k) => k).filter((k) => usable(opts[k]));
@@ -110,8 +117,10 @@ export function buildMilp(p: InterStageProblem, o: SolveOptions, b: BuildOptions
         const z = zName(i, j, k);
         binaries.push(z);
         pickTerms.push({ name: z, coef: 1 });
-        if (opts[k].stable !== 0) tTerms.push({ name: z, coef: -opts[k].stable });
+        if (periodOf(opts[k]) !== 0) tTerms.push({ name: z, coef: -periodOf(opts[k]) });
         if (opts[k].delta !== 0) dTerms.push({ name: z, coef: -opts[k].delta });
+        if (latencyOf(opts[k]) !== 0) uTerms.push({ name: z, coef: -latencyOf(opts[k]) });
+        if (tailOf(opts[k]) !== 0) eTerms.push({ name: z, coef: -tailOf(opts[k]) });
         if (b.linking !== 'per-option') agg.push({ name: z, coef: 1 });
         else rows.push({ name: `link_${i}_${j}_${k}`, vars: [{ name: z, coef: 1 }, { name: x, coef: -1 }], bnds: { type: GLP.UP, lb: 0, ub: 0 } });
       }
@@ -123,15 +132,21 @@ export function buildMilp(p: InterStageProblem, o: SolveOptions, b: BuildOptions
     rows.push({ name: `defD_${i}`, vars: dTerms, bnds: fx(0) });
     rows.push({ name: `tmax_${i}`, vars: [{ name: 'Tmax', coef: 1 }, { name: `T_${i}`, coef: -1 }], bnds: { type: GLP.LO, lb: 0, ub: 0 } });
     const dmax: MilpTerm[] = [{ name: 'Dmax', coef: 1 }, { name: `D_${i}`, coef: -1 }];
-    for (let j = 0; j < i; j++) dmax.push({ name: `T_${j}`, coef: 1 });
+    for (let j = 0; j < i; j++) dmax.push({ name: sumVar(j), coef: 1 });
     rows.push({ name: `dmax_${i}`, vars: dmax, bnds: { type: GLP.LO, lb: 0, ub: 0 } });
+    if (split) {
+      rows.push({ name: `defU_${i}`, vars: uTerms, bnds: fx(0) });
+      rows.push({ name: `defE_${i}`, vars: eTerms, bnds: fx(0) });
+      rows.push({ name: `emax_${i}`, vars: [{ name: 'Emax', coef: 1 }, { name: `E_${i}`, coef: -1 }], bnds: { type: GLP.LO, lb: 0, ub: 0 } });
+    }
   }
   rows.push({ name: 'layers', vars: layerTerms, bnds: fx(L) });
 
   const objective: MilpTerm[] = [];
   if (G > 1) objective.push({ name: 'Tmax', coef: G - 1 });
-  for (let i = 0; i < S; i++) objective.push({ name: `T_${i}`, coef: 1 });
+  for (let i = 0; i < S; i++) objective.push({ name: sumVar(i), coef: 1 });
   objective.push({ name: 'Dmax', coef: 1 });
+  if (split) objective.push({ name: 'Emax', coef: 1 });
   if (p.incumbent !== undefined && Number.isFinite(p.incumbent)) {
     rows.push({ name: 'cut', vars: objective.map((t) => ({ ...t })), bnds: { type: GLP.UP, lb: 0, ub: p.incumbent } });
   }
@@ -140,7 +155,12 @@ export function buildMilp(p: InterStageProblem, o: SolveOptions, b: BuildOptions
   for (let i = 0; i < S; i++) {
     bounds.push({ name: `T_${i}`, type: GLP.FR, lb: 0, ub: 0 });
     bounds.push({ name: `D_${i}`, type: GLP.FR, lb: 0, ub: 0 });
+    if (split) {
+      bounds.push({ name: `U_${i}`, type: GLP.FR, lb: 0, ub: 0 });
+      bounds.push({ name: `E_${i}`, type: GLP.LO, lb: 0, ub: 0 });
+    }
   }
+  if (split) bounds.push({ name: 'Emax', type: GLP.LO, lb: 0, ub: 0 });
   const tauMin = b.tmaxBound === false ? -Infinity : bottleneck(p);
   bounds.push(Number.isFinite(tauMin) ? { name: 'Tmax', type: GLP.LO, lb: tauMin, ub: 0 } : { name: 'Tmax', type: GLP.FR, lb: 0, ub: 0 });
   bounds.push({ name: 'Dmax', type: GLP.LO, lb: 0, ub: 0 });

@@ -235,6 +235,11 @@ export interface LayerQuantities {
   tpComm: TpComm;
   /** Total forward FLOPs per GPU (sum of gemms), for reporting. */
   flopsFwd: Expr;
+  /**
+   * Bytes per GPU a split backward keeps from a layer's input-gradient pass until its weight-gradient pass: each
+   * weight GEMM's input and output gradient (bf16). Blocks only (0 for the pre/post layers, which do not defer).
+   */
+  wgradRetained: Expr;
 }
 
 function sumFlops(gs: Gemm[]): Expr {
@@ -330,6 +335,11 @@ export function blockQuantities(m: ModelSpec, w: LayerWorkload): LayerQuantities
   const coreMem = w.flash ? num(0) : add(mul(4, bas2T), drop ? mul(5, bas2T) : 0);
   const memFwd = add(norms, residual, hiddenDrop, layout, act, rope, coreMem);
   const memBwd = mul(2, memFwd);
+  // a deferred weight gradient needs each weight GEMM's input (qkv and MLP inputs: the full hidden state, as the
+  // weight GEMM consumes it even under SP; the projection and fc2 / w2 inputs: split) and its output gradient
+  const wgradIn = add(mul(2, sbh), sbhT, div(mul(s, B, f), TP));
+  const wgradOut = add(div(mul(s, B, h + 2 * kvDim), TP), mul(2, sbh), llama ? mul(2, sbfT) : sbfT);
+  const wgradRetained = mul(2, add(wgradIn, wgradOut));
 
   return {
     params,
@@ -360,6 +370,7 @@ export function blockQuantities(m: ModelSpec, w: LayerWorkload): LayerQuantities
           fedGemms: gemms.filter((g) => !coreGemms.includes(g)).map((g) => g.name),
         },
     flopsFwd: sumFlops(gemms),
+    wgradRetained,
   };
 }
 
@@ -395,6 +406,7 @@ export function preQuantities(m: ModelSpec, w: LayerWorkload): LayerQuantities {
       ? { fwd: [{ op: 'rs', count: 1, bytes: mul(2, sbh) }], bwd: [{ op: 'ag', count: 1, bytes: mul(2, sbh) }], bwdRegather: [], fedGemms: [] }
       : { fwd: [{ op: 'ar', count: 1, bytes: mul(2, sbh) }], bwd: [], bwdRegather: [], fedGemms: [] },
     flopsFwd: num(0),
+    wgradRetained: num(0),
   };
 }
 
@@ -446,6 +458,7 @@ export function postQuantities(m: ModelSpec, w: LayerWorkload, headResident: boo
         }
       : { fwd: [{ op: 'ar', count: 1, bytes: mul(4, B, s) }], bwd: [{ op: 'ar', count: 1, bytes: mul(4, B, s) }], bwdRegather: [], fedGemms: ['logits'] },
     flopsFwd: sumFlops(gemms),
+    wgradRetained: num(0),
   };
 }
 

@@ -121,6 +121,10 @@ export function validatePlan(plan: Plan): void {
       const v = o[k];
       if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw badInput(`${f}.offload.${k}`, `ratio ${JSON.stringify(v)} is out of range`, 'valid: a number in [0, 1]');
     }
+    if (s.splitBackward !== undefined && typeof s.splitBackward !== 'boolean') throw badInput(`${f}.splitBackward`, `${JSON.stringify(s.splitBackward)} is not a boolean`, 'valid: true or false (or absent: false)');
+    if (s.splitBackward === true && o.activations > 0) {
+      throw badInput(`${f}.splitBackward`, 'cannot combine with activation offloading (the weight pass would pin the offloaded activations)', 'set offload.activations to 0, or splitBackward to false');
+    }
     used += s.nodes * s.gpusPerNode;
   });
   if (next !== m.layers) throw badInput('stages', `cover layers 0..${next - 1}, the model has ${m.layers}`, `valid: the last stage ends at layer ${m.layers - 1}`);
@@ -205,6 +209,8 @@ export function predictPlan(plan: Plan, hw: HardwareParams): Prediction {
   const delta: number[] = [];
   const peaks: number[] = [];
   const required: number[] = [];
+  const wgrad: number[] = [];
+  const hideable: number[] = [];
   let gpuOffset = 0;
   plan.stages.forEach((s, i) => {
     const position = stagePosition(i, pp);
@@ -219,12 +225,16 @@ export function predictPlan(plan: Plan, hw: HardwareParams): Prediction {
     const prepared = sm.prepare(rows, scalars, 1);
     const out = outputArrays(1);
     sm.evalCell(prepared, { l: nl, c, p: Math.min(pp - i - 1, G - 1) }, out);
+    const split = s.splitBackward === true;
     stable.push(out.stable[0]!);
     delta.push(out.delta[0]!);
-    peaks.push(out.peak[0]!);
-    required.push(out.required[0]!);
+    // (the split's requirement carries the same allocator margin as the plain one)
+    peaks.push(split ? (out.requiredSplit[0]! * out.peak[0]!) / out.required[0]! : out.peak[0]!);
+    required.push(split ? out.requiredSplit[0]! : out.required[0]!);
+    wgrad.push(split ? out.wgrad[0]! : 0);
+    hideable.push(split ? Math.min(out.wgrad[0]!, out.p2p[0]!) : 0);
   });
-  const iter = iterationSeconds(stable, delta, G) + hw.iterationOverheadSeconds;
+  const iter = iterationSeconds(stable, delta, G, wgrad, hideable) + hw.iterationOverheadSeconds;
   const gpus = plan.cluster.nodes * plan.cluster.gpusPerNode;
   const tokens = plan.globalBatch * plan.seqLen;
   const modelFlops = modelFlopsPerIteration(plan.model, plan.globalBatch, plan.seqLen);

@@ -84,6 +84,13 @@ export interface FrontierPoint {
   ckpt: Ckpt;
   zero: number;
   offload: { weights: number; grads: number; optimizer: number; activations: number };
+  /**
+   * Present (true) on a split-backward option: its wgradSeconds leave the pipeline's drain, and its
+   * hiddenTransferSeconds of pipeline transfers run during that weight pass (solver.ts).
+   */
+  splitBackward?: boolean;
+  wgradSeconds?: number;
+  hiddenTransferSeconds?: number;
   chosen: boolean;
 }
 
@@ -214,6 +221,9 @@ interface ShapeKnobs {
   groups: Array<{ zero: 0 | 1 | 2 | 3; sel: number; offload: boolean }>;
   /** Whether a group with partial recomputation (sel > 0) may also fully recompute some layers (c > 0). */
   partialWithLayers: boolean;
+  /** Whether stages may split their backward, and whether they must (the splitBackward pin). */
+  split: boolean;
+  splitOnly: boolean;
   base: OffloadTuple;
   /** Offload tuples other than the base: optimizer/activation ratios only ("light"), or also weights/grads ("heavy"). */
   light: OffloadTuple[];
@@ -235,6 +245,8 @@ function shapeKnobs(knobs: StageKnobs, pins: Pins, dp: number): ShapeKnobs {
   return {
     groups,
     partialWithLayers: knobs.partialWithLayers,
+    split: knobs.splitBackward && pins.splitBackward !== false,
+    splitOnly: knobs.splitBackward && pins.splitBackward === true,
     base: tuples[0]!,
     light: tuples.slice(1).filter((t) => t.wo === tuples[0]!.wo && t.go === tuples[0]!.go),
     heavy: tuples.slice(1).filter((t) => t.wo !== tuples[0]!.wo || t.go !== tuples[0]!.go),
@@ -260,20 +272,27 @@ function lowerBound(ctx: Ctx, shape: Shape, sk: ShapeKnobs): number {
   if (meta.length === 0) meta.push({ zero: sk.groups[0]!.zero, sel: PARTIAL_CODE.selective, ...sk.base });
   let tmax = Infinity;
   let perLayer = Infinity;
+  let wPerLayer = 0;
+  const splits = sk.split && S > 1;
   for (const pos of positions) {
     const sm = stageModel(ctx, pos);
     const b = makeBatch(sm, meta, shape, sk.ppZero, { G, nodes: shape.mesh.nodes, gpn: shape.mesh.gpusPerNode, cross: 0 });
     sm.evalCell(b.prepared, { l: lmax, c: 0, p: 0 }, b.outLo);
-    for (let r = 0; r < b.n; r++) tmax = Math.min(tmax, b.outLo.stable[r]!);
+    // (a split stage's period excludes up to its transfers)
+    for (let r = 0; r < b.n; r++) tmax = Math.min(tmax, b.outLo.stable[r]! - (splits ? b.outLo.p2p[r]! : 0));
     if (pos === 'middle' || pos === 'only') {
       if (ctx.L >= 3) {
         sm.evalCell(b.prepared, { l: 3, c: 0, p: 0 }, b.outLo);
         sm.evalCell(b.prepared, { l: 2, c: 0, p: 0 }, b.outHi);
-        for (let r = 0; r < b.n; r++) perLayer = Math.min(perLayer, b.outLo.stable[r]! - b.outHi.stable[r]!);
+        for (let r = 0; r < b.n; r++) {
+          perLayer = Math.min(perLayer, b.outLo.stable[r]! - b.outHi.stable[r]!);
+          wPerLayer = Math.max(wPerLayer, b.outLo.wgrad[r]! - b.outHi.wgrad[r]!);
+        }
       }
     }
   }
-  const sum = Number.isFinite(perLayer) ? Math.max(tmax, ctx.L * perLayer) : tmax;
+  // Σ U + max E ≥ max T ≥ the bound on the period, and Σ U ≥ Σ (T − W) ≥ L·(per-layer T − per-layer W) (solver.ts)
+  const sum = Number.isFinite(perLayer) ? Math.max(tmax, ctx.L * (perLayer - (splits ? wPerLayer : 0))) : tmax;
   return (G - 1) * tmax + sum;
 }
 
@@ -283,6 +302,10 @@ function lowerBound(ctx: Ctx, shape: Shape, sk: ShapeKnobs): number {
 interface OptionRef {
   meta: RowMeta;
   c: number;
+  split?: boolean;
+  /** A split option's weight-gradient seconds (they depend on c) and the transfer seconds hidden behind them. */
+  w?: number;
+  h?: number;
 }
 
 interface StageOptions {
@@ -305,6 +328,16 @@ interface Acc {
 
 function newAcc(A: number): Acc {
   return { val: new Float64Array(A).fill(Infinity), x: new Float64Array(A), y: new Float64Array(A), ref: new Array<OptionRef | null>(A).fill(null) };
+}
+
+/**
+ * Where one kind of option (plain or split backward) accumulates: per stage × layer-choice index. The exact mode
+ * keeps a split sink's fronts per recompute count c as well, since its options' weight-gradient time depends on c.
+ */
+interface Sink {
+  split: boolean;
+  accs: Array<Array<Acc | null>>;
+  fronts: Array<Array<Map<number, FrontBuilder>>>;
 }
 
 function buildOptions(ctx: Ctx, shape: Shape, sk: ShapeKnobs, pins: Pins, wide: boolean, exact: boolean): StageOptions | null {
@@ -331,14 +364,17 @@ function buildOptions(ctx: Ctx, shape: Shape, sk: ShapeKnobs, pins: Pins, wide: 
     u.slots.push({ i, p: Math.min(S - i - 1, G - 1) });
   }
 
-  // accumulators per slot × layer-choice index
-  const accs: Array<Array<Acc | null>> = [];
-  const fronts: Array<Array<FrontBuilder | null>> = [];
+  // accumulators per slot × layer-choice index: plain options, and split-backward ones (pipelines only)
+  const newSink = (split: boolean): Sink => ({
+    split,
+    accs: Array.from({ length: S }, () => Lch.map(() => null)),
+    fronts: Array.from({ length: S }, () => Lch.map(() => new Map<number, FrontBuilder>())),
+  });
+  // (a one-stage plan gains nothing from a split: it splits only when pinned to)
+  const plain = newSink(false);
+  const splitSink = sk.split && (S > 1 || sk.splitOnly) ? newSink(true) : null;
+  const sinks = splitSink ? (sk.splitOnly ? [splitSink] : [plain, splitSink]) : [plain];
   const frontRefs: OptionRef[] = [];
-  for (let i = 0; i < S; i++) {
-    accs.push(Lch.map(() => null));
-    fronts.push(Lch.map(() => null));
-  }
 
   for (const u of units.values()) {
     u.slots.sort((a, b) => a.p - b.p);
@@ -369,25 +405,21 @@ function buildOptions(ctx: Ctx, shape: Shape, sk: ShapeKnobs, pins: Pins, wide: 
     // bucket scratch (weighted mode): for k = fit count 1..K, per weight
     const bucketVal = new Float64Array((K + 1) * A);
     const bucketRow = new Int32Array((K + 1) * A);
-    const fitCount = new Int32Array(Math.max(base.n, sk.light.length, sk.heavy.length));
+    const rowsMax = Math.max(base.n, sk.light.length, sk.heavy.length);
+    const fitCount = new Int32Array(rowsMax);
+    const fitCountSplit = new Int32Array(rowsMax);
 
-    /** Evaluate a batch at (l, c) and compute each row's fit count (slots, ascending p, it fits). */
-    const evaluate = (b: Batch, l: number, c: number): void => {
-      sm.evalCell(b.prepared, { l, c, p: pLo }, b.outLo);
-      ctx.candidates += b.n;
-      if (pHi !== pLo) {
-        sm.evalCell(b.prepared, { l, c, p: pHi }, b.outHi);
-        ctx.candidates += b.n;
-      }
-      const lo = b.outLo.required;
-      const hi = pHi !== pLo ? b.outHi.required : lo;
+    /** Each row's fit count (slots, ascending p, it fits) by one memory output evaluated at pLo and pHi. */
+    const countFits = (b: Batch, key: 'required' | 'requiredSplit', into: Int32Array): void => {
+      const lo = b.outLo[key];
+      const hi = pHi !== pLo ? b.outHi[key] : lo;
       for (let r = 0; r < b.n; r++) {
         if (lo[r]! > cap) {
-          fitCount[r] = 0;
+          into[r] = 0;
           continue;
         }
         if (hi[r]! <= cap) {
-          fitCount[r] = K;
+          into[r] = K;
           continue;
         }
         // required is affine in p (the in-flight micro-batches): count the slots below the crossing
@@ -395,22 +427,43 @@ function buildOptions(ctx: Ctx, shape: Shape, sk: ShapeKnobs, pins: Pins, wide: 
         const pfit = pLo + (cap - lo[r]!) / slope;
         let k = 0;
         while (k < K && ps[k]! <= pfit + 1e-9) k++;
-        fitCount[r] = k;
+        into[r] = k;
       }
+    };
+    /** Evaluate a batch at (l, c) and compute each row's fit counts, plain and with a split backward. */
+    const evaluate = (b: Batch, l: number, c: number): void => {
+      sm.evalCell(b.prepared, { l, c, p: pLo }, b.outLo);
+      ctx.candidates += b.n;
+      if (pHi !== pLo) {
+        sm.evalCell(b.prepared, { l, c, p: pHi }, b.outHi);
+        ctx.candidates += b.n;
+      }
+      countFits(b, 'required', fitCount);
+      if (splitSink) countFits(b, 'requiredSplit', fitCountSplit);
     };
 
     const accumulate = (b: Batch, l: number, li: number, c: number): void => {
+      accumulateInto(b, l, li, c, plain, fitCount);
+      if (splitSink) accumulateInto(b, l, li, c, splitSink, fitCountSplit);
+    };
+    const accumulateInto = (b: Batch, l: number, li: number, c: number, sink: Sink, fits: Int32Array): void => {
       const stable = b.outLo.stable;
       const delta = b.outLo.delta;
+      // the weight-gradient time depends on (l, c, shape) only: the same for every row of the cell
+      const w = sink.split && b.n > 0 ? b.outLo.wgrad[0]! : 0;
+      // the stage's transfers that run during its weight pass (solver.ts)
+      const h = sink.split && b.n > 0 ? Math.min(w, b.outLo.p2p[0]!) : 0;
       if (exact) {
         for (let s = 0; s < K; s++) {
           const slot = u.slots[s]!;
           if (!slotNeeds[s]!.includes(l)) continue;
-          let fb = fronts[slot.i]![li];
-          if (!fb) fronts[slot.i]![li] = fb = new FrontBuilder();
+          const byC = sink.fronts[slot.i]![li]!;
+          const key = sink.split ? c : 0;
+          let fb = byC.get(key);
+          if (!fb) byC.set(key, (fb = new FrontBuilder()));
           // rows fitting at this slot; keep only this cell's non-dominated ones
           const idx: number[] = [];
-          for (let r = 0; r < b.n; r++) if (fitCount[r]! > s) idx.push(r);
+          for (let r = 0; r < b.n; r++) if (fits[r]! > s) idx.push(r);
           if (!idx.length) continue;
           idx.sort((p, q) => stable[p]! - stable[q]! || delta[p]! - delta[q]!);
           let bestY = Infinity;
@@ -418,7 +471,7 @@ function buildOptions(ctx: Ctx, shape: Shape, sk: ShapeKnobs, pins: Pins, wide: 
             const y = delta[r]! * invG;
             if (y < bestY) {
               bestY = y;
-              frontRefs.push({ meta: b.meta[r]!, c });
+              frontRefs.push(sink.split ? { meta: b.meta[r]!, c, split: true, w, h } : { meta: b.meta[r]!, c });
               fb.add(stable[r]!, y, frontRefs.length - 1);
             }
           }
@@ -428,7 +481,7 @@ function buildOptions(ctx: Ctx, shape: Shape, sk: ShapeKnobs, pins: Pins, wide: 
       bucketVal.fill(Infinity);
       let any = false;
       for (let r = 0; r < b.n; r++) {
-        const k = fitCount[r]!;
+        const k = fits[r]!;
         if (k === 0) continue;
         any = true;
         const x = stable[r]!;
@@ -457,13 +510,13 @@ function buildOptions(ctx: Ctx, shape: Shape, sk: ShapeKnobs, pins: Pins, wide: 
           const s = k - 1;
           const slot = u.slots[s]!;
           if (!slotNeeds[s]!.includes(l)) continue;
-          let acc = accs[slot.i]![li];
-          if (!acc) accs[slot.i]![li] = acc = newAcc(A);
+          let acc = sink.accs[slot.i]![li];
+          if (!acc) sink.accs[slot.i]![li] = acc = newAcc(A);
           if (bestV < acc.val[a]!) {
             acc.val[a] = bestV;
             acc.x[a] = stable[bestR]!;
             acc.y[a] = delta[bestR]! * invG;
-            acc.ref[a] = { meta: b.meta[bestR]!, c };
+            acc.ref[a] = sink.split ? { meta: b.meta[bestR]!, c, split: true, w, h } : { meta: b.meta[bestR]!, c };
           }
         }
       }
@@ -476,9 +529,16 @@ function buildOptions(ctx: Ctx, shape: Shape, sk: ShapeKnobs, pins: Pins, wide: 
       for (const c of sk.cValues(l)) {
         evaluate(base, l, c);
         const baseFit = Int32Array.from(fitCount.subarray(0, base.n));
-        if (c > 0) for (let gi = 0; gi < sk.groups.length; gi++) if (c0Only(sk.groups[gi]!)) fitCount[gi] = 0;
+        if (c > 0) {
+          for (let gi = 0; gi < sk.groups.length; gi++) {
+            if (!c0Only(sk.groups[gi]!)) continue;
+            fitCount[gi] = 0;
+            fitCountSplit[gi] = 0;
+          }
+        }
+        // (more checkpointing is not dominated while a split backward still needs it to fit)
+        let allFit = !splitSink || sk.groups.every((g, gi) => c0Only(g) || fitCountSplit[gi]! >= K);
         accumulate(base, l, li, c);
-        let allFit = true;
         for (let gi = 0; gi < sk.groups.length; gi++) {
           const g = sk.groups[gi]!;
           if (c0Only(g) && c > 0) continue;
@@ -530,26 +590,35 @@ function buildOptions(ctx: Ctx, shape: Shape, sk: ShapeKnobs, pins: Pins, wide: 
     for (let li = 0; li < Lch.length; li++) {
       const o: PolicyOption[] = [];
       const r: OptionRef[] = [];
-      if (exact) {
-        const fb = fronts[i]![li];
-        if (fb) {
-          for (const pt of thinFront(fb.points(), 400)) {
-            o.push({ stable: pt.x, delta: pt.y * G });
-            r.push(frontRefs[pt.tag]!);
+      for (const sink of sinks) {
+        // a split option with transfers to hide comes twice: hiding them (a shorter period) or not (a shorter latency
+        // and tail; solver.ts); the prediction then takes the best hidden amount in between (predict.ts)
+        const options = (stable: number, delta: number, ref: OptionRef): PolicyOption[] =>
+          !ref.w ? [{ stable, delta }] : ref.h ? [{ stable, delta, wgrad: ref.w, hidden: ref.h }, { stable, delta, wgrad: ref.w }] : [{ stable, delta, wgrad: ref.w }];
+        if (exact) {
+          for (const fb of sink.fronts[i]![li]!.values()) {
+            for (const pt of thinFront(fb.points(), 400)) {
+              for (const opt of options(pt.x, pt.y * G, frontRefs[pt.tag]!)) {
+                o.push(opt);
+                r.push(frontRefs[pt.tag]!);
+              }
+            }
           }
-        }
-      } else {
-        const acc = accs[i]![li];
-        if (acc) {
-          const seen = new Set<string>();
-          for (let a = 0; a < A; a++) {
-            const ref = acc.ref[a];
-            if (!ref) continue;
-            const key = `${acc.x[a]}/${acc.y[a]}`;
-            if (seen.has(key)) continue;
-            seen.add(key);
-            o.push({ stable: acc.x[a]!, delta: acc.y[a]! * G });
-            r.push(ref);
+        } else {
+          const acc = sink.accs[i]![li];
+          if (acc) {
+            const seen = new Set<string>();
+            for (let a = 0; a < A; a++) {
+              const ref = acc.ref[a];
+              if (!ref) continue;
+              const key = `${acc.x[a]}/${acc.y[a]}`;
+              if (seen.has(key)) continue;
+              seen.add(key);
+              for (const opt of options(acc.x[a]!, acc.y[a]! * G, ref)) {
+                o.push(opt);
+                r.push(ref);
+              }
+            }
           }
         }
       }
@@ -571,6 +640,7 @@ interface StageChoice {
   l: number;
   meta: RowMeta;
   c: number;
+  split?: boolean;
 }
 
 function buildPlan(ctx: Ctx, space: string, shape: Shape, ppZero: 0 | 1 | 2 | 3, choices: StageChoice[]): Plan {
@@ -588,6 +658,7 @@ function buildPlan(ctx: Ctx, space: string, shape: Shape, ppZero: 0 | 1 | 2 | 3,
       ckpt: ckptOf(ch.meta.sel, ch.c, ch.l),
       offload: { weights: ch.meta.wo, grads: ch.meta.go, optimizer: ch.meta.oo, activations: ch.meta.ao },
     };
+    if (ch.split) st.splitBackward = true;
     first += ch.l;
     return st;
   });
@@ -662,7 +733,7 @@ async function searchPareto(ctx: Ctx, space: SpaceName, knobs: StageKnobs, pins:
     const choices: StageChoice[] = sol.layers.map((l, i) => {
       const j = so.problem.layerChoices.indexOf(l);
       const ref = so.refs[i]![j]![sol.choice[i]!]!;
-      return { l, meta: ref.meta, c: ref.c };
+      return { l, meta: ref.meta, c: ref.c, split: ref.split === true };
     });
     const plan = buildPlan(ctx, space, shape, sk.ppZero, choices);
     const found: Found = { objective: sol.objective, plan, shape };
@@ -682,6 +753,7 @@ async function searchPareto(ctx: Ctx, space: SpaceName, knobs: StageKnobs, pins:
               ckpt: ckptOf(ref.meta.sel, ref.c, l),
               zero: ref.meta.zero,
               offload: { weights: ref.meta.wo, grads: ref.meta.go, optimizer: ref.meta.oo, activations: ref.meta.ao },
+              ...(ref.split ? { splitBackward: true, wgradSeconds: o.wgrad ?? 0, hiddenTransferSeconds: o.hidden ?? 0 } : {}),
               chosen: q === sol.choice[i],
             };
           }),

@@ -38,6 +38,8 @@ export interface Pins {
   offloadWeights?: number;
   offloadGrads?: number;
   offloadActivations?: number;
+  /** Every stage splits its backward (true), or none does (false); absent: chosen per stage (the mist space). */
+  splitBackward?: boolean;
 }
 
 export const PIN_KEYS = [
@@ -53,6 +55,7 @@ export const PIN_KEYS = [
   'offloadWeights',
   'offloadGrads',
   'offloadActivations',
+  'splitBackward',
 ] as const;
 export type PinKey = (typeof PIN_KEYS)[number];
 
@@ -69,6 +72,7 @@ const PIN_VALID: Record<PinKey, string> = {
   offloadWeights: 'a ratio in [0, 1]',
   offloadGrads: 'a ratio in [0, 1]',
   offloadActivations: 'a ratio in [0, 1]',
+  splitBackward: 'true or false',
 };
 
 function pinInt(key: PinKey, raw: string, min: number): number {
@@ -131,6 +135,10 @@ export function parsePins(input: string | Record<string, unknown> | undefined): 
       case 'offloadGrads':
       case 'offloadActivations':
         pins[key] = pinRatio(key, raw);
+        break;
+      case 'splitBackward':
+        if (raw !== 'true' && raw !== 'false') throw badInput('--pin splitBackward', `invalid value "${raw}"`, `valid: ${PIN_VALID.splitBackward}`);
+        pins.splitBackward = raw === 'true';
         break;
     }
   }
@@ -272,6 +280,8 @@ export interface StageKnobs {
   /** 'any': c ∈ 0..l per stage; 'full': c = l. */
   ckpt: 'any' | 'full';
   offload: OffloadGrid;
+  /** Whether a stage may split its backward (Stage.splitBackward; no Megatron-LM or DeepSpeed schedule does). */
+  splitBackward: boolean;
 }
 
 export const MIST_KNOBS: StageKnobs = {
@@ -281,6 +291,7 @@ export const MIST_KNOBS: StageKnobs = {
   partialWithLayers: true,
   ckpt: 'any',
   offload: { wo: SPARSE, go: SPARSE, oo: DENSE, ao: DENSE },
+  splitBackward: true,
 };
 
 /** The offload grid restricted by pins. */

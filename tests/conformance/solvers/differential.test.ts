@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { DpSolver } from '../../../controller/src/tuner/dp-solver.js';
 import type { InterStageProblem } from '../../../controller/src/tuner/solver.js';
 import { GlpkSolver } from '../../../controller/src/tuner-worker/glpk-solver.js';
-import { assertWellFormed, bruteForce, closeRel, mistLayerChoices, prng, randomProblem } from '../../support/inter-stage.js';
+import { assertWellFormed, bruteForce, closeRel, mistLayerChoices, prng, randomProblem, type RandomProblemSpec } from '../../support/inter-stage.js';
 
 const EXACT = { timeLimitSeconds: 120, relGap: 0 };
 
@@ -17,15 +17,17 @@ describe('inter-stage solvers agree (DP vs GLPK MILP, seeded random problems)', 
     await glpk.close();
   });
 
-  it('the same optimal objective on 240 small random problems, equal to brute force', async () => {
-    const rand = prng(20250311);
+  /** Solves n seeded random problems with both solvers and brute force, asserting they agree. */
+  async function agreeOnRandom(seed: number, n: number, spec: RandomProblemSpec): Promise<{ feasible: number; split: number }> {
+    const rand = prng(seed);
     let feasible = 0;
-    for (let n = 0; n < 240; n++) {
-      const p = randomProblem(rand, { maxS: 4, maxLayersPerStage: 4, maxOptions: 4, emptyRate: 0.15, maxG: 8 });
+    let split = 0;
+    for (let k = 0; k < n; k++) {
+      const p = randomProblem(rand, spec);
       const brute = bruteForce(p);
       const a = await dp.solve(p, EXACT);
       const b = await glpk.solve(p, EXACT);
-      const what = `problem ${n}: ${JSON.stringify(p)}`;
+      const what = `problem ${k}: ${JSON.stringify(p)}`;
       assertWellFormed(p, a, 'dp');
       assertWellFormed(p, b, 'glpk');
       if (brute.objective === Infinity) {
@@ -34,12 +36,23 @@ describe('inter-stage solvers agree (DP vs GLPK MILP, seeded random problems)', 
         continue;
       }
       feasible++;
+      if (brute.choice.some((q, i) => (p.options[i]![p.layerChoices.indexOf(brute.layers[i]!)]![q]!.wgrad ?? 0) > 0)) split++;
       assert.equal(a.status, 'optimal', what);
       assert.equal(b.status, 'optimal', what);
       assert.ok(closeRel(a.objective, brute.objective), `dp ${a.objective} vs brute ${brute.objective}: ${what}`);
       assert.ok(closeRel(b.objective, a.objective), `glpk ${b.objective} vs dp ${a.objective}: ${what}`);
     }
+    return { feasible, split };
+  }
+
+  it('the same optimal objective on 240 small random problems, equal to brute force', async () => {
+    const { feasible } = await agreeOnRandom(20250311, 240, { maxS: 4, maxLayersPerStage: 4, maxOptions: 4, emptyRate: 0.15, maxG: 8 });
     assert.ok(feasible >= 150, `only ${feasible} feasible problems: the generator drifted`);
+  });
+
+  it('the same optimum as brute force with split backwards (options with wgrad and hidden transfers) on 160 random problems', async () => {
+    const { feasible, split } = await agreeOnRandom(424242, 160, { maxS: 4, maxLayersPerStage: 4, maxOptions: 4, emptyRate: 0.1, maxG: 8, splitRate: 0.5 });
+    assert.ok(feasible >= 100 && split >= 50, `${feasible} feasible, ${split} with a split optimum: the generator drifted`);
   });
 
   it('the same pruning decision under incumbents 10% below and above the optimum', async () => {

@@ -87,6 +87,20 @@ describe('reference runtime through mist run-local (integration, CPU/gloo)', fun
     off.prePost.zero = 1;
     plans.offload = { file: writePlan('offload', off), devices: 2 };
     plans.pointwiseTp2 = { file: writePlan('pointwise-tp2', withStages(tp2, (s) => (s.ckpt = { mode: 'pointwise' }))), devices: 2 };
+    // split backward: weight gradients after the input gradient's send; on the second stage one layer is fully
+    // recomputed (computes its weight gradients at once) and the others recompute pointwise (queued by
+    // _PointwiseThenLinears); under ZeRO-2 the reduce-scatter follows the weight pass; under TP the queued
+    // linears are column- and row-parallel
+    const splitPp2 = withStages(pp2, (s, i) => {
+      s.layers = i === 0 ? [0, 0] : [1, 3];
+      s.splitBackward = true;
+      if (i === 1) s.ckpt = { mode: 'layers', count: 1, others: 'pointwise' };
+    });
+    plans.splitPp2 = { file: writePlan('split-pp2', splitPp2), devices: 2 };
+    const splitZero2 = withStages(dp2, (s) => ((s.zero = 2), (s.splitBackward = true)));
+    splitZero2.prePost.zero = 2;
+    plans.splitZero2 = { file: writePlan('split-zero2', splitZero2), devices: 2 };
+    plans.splitTp2 = { file: writePlan('split-tp2', withStages(tp2, (s) => (s.splitBackward = true))), devices: 2 };
     plans.ckptFull1 = { file: writePlan('ckpt-full-1', withStages(p1, (s) => (s.ckpt = { mode: 'full' }))), devices: 1 };
     plans.pointwise1 = { file: writePlan('pointwise-1', withStages(p1, (s) => (s.ckpt = { mode: 'pointwise' }))), devices: 1 };
     plans.norms1 = { file: writePlan('norms-1', withStages(p1, (s) => (s.ckpt = { mode: 'norms' }))), devices: 1 };
@@ -112,7 +126,7 @@ describe('reference runtime through mist run-local (integration, CPU/gloo)', fun
     assert.ok(single.steps[9]!.loss < single.steps[0]!.loss - 0.5, `losses ${losses(single).join(' ')}`);
   });
 
-  for (const name of ['dp2', 'tp2', 'pp2', 'zero3', 'offload', 'pointwiseTp2']) {
+  for (const name of ['dp2', 'tp2', 'pp2', 'zero3', 'offload', 'pointwiseTp2', 'splitPp2', 'splitZero2', 'splitTp2']) {
     it(`${name} equals the single process step by step (rel. 1e-4 over 10 steps)`, () => {
       const r = runLocal(plans[name]!.file, plans[name]!.devices, ['--steps', '10']);
       assert.equal(r.code, 0, r.stderr);
@@ -209,5 +223,9 @@ describe('reference runtime through mist run-local (integration, CPU/gloo)', fun
     assert.match(r.stderr, /needs 2 ranks/);
     const bad = writePlan('bad', { version: 1 });
     assert.equal(runLocal(bad, 1).code, 2);
+    const splitOff = writePlan('split-offload', withStages(basePlan('tiny-llama', 1, 1, 1, 1, 4), (s) => ((s.splitBackward = true), (s.offload.activations = 0.5))));
+    const rs = runLocal(splitOff, 1);
+    assert.equal(rs.code, 2);
+    assert.match(rs.stderr, /splitBackward/);
   });
 });

@@ -47,6 +47,8 @@ describe('dashboard model', () => {
     assert.equal(planGrid({ stages: plan.stages }).layers, 4, 'inclusive ranges: layers 0–3 are 4 layers');
     assert.deepEqual(g.stages.map((s) => [s.first, s.last, s.count, s.zero, s.ckpt]), [[0, 2, 2, 1, 'none'], [2, 4, 2, 0, 'last 1 + pointwise']]);
     assert.equal(g.stages[0]!.offload, 'optimizer 50%');
+    assert.deepEqual(g.stages.map((s) => s.splitBackward), [false, false]);
+    assert.deepEqual(planGrid({ ...plan, stages: plan.stages.map((s, i) => ({ ...s, splitBackward: i === 1 })) }).stages.map((s) => s.splitBackward), [false, true]);
     assert.ok(Math.abs(g.stages[1]!.predictedSeconds! - 0.13) < 1e-12);
     assert.deepEqual(planGrid(null), { layers: 0, stages: [] });
   });

@@ -111,6 +111,14 @@ describe('megatron adapter: plan → pretrain_gpt.py arguments (golden)', () => 
     assert.deepEqual(out.approximations.map((a) => a.feature), ['stages[0].offload.weights', 'stages[0].offload.grads', 'stages[0].offload.activations']);
   });
 
+  it('a split backward is reported as dropped and adds no flag (Megatron-LM has no split backward for dense models)', () => {
+    const plain = planToMegatron(plan([stage([0, 15]), stage([16, 31])], { cluster: { nodes: 2, gpusPerNode: 8 } }));
+    const out = planToMegatron(plan([stage([0, 15]), { ...stage([16, 31]), splitBackward: true }], { cluster: { nodes: 2, gpusPerNode: 8 } }));
+    assert.deepEqual(out.args, plain.args);
+    assert.deepEqual(out.approximations.map((x) => x.feature), [...plain.approximations.map((x) => x.feature), 'stages[1].splitBackward']);
+    assert.match(out.approximations.at(-1)!.approximation, /weight gradients inside each backward/);
+  });
+
   it('uneven middle stages are approximated; non-uniform meshes and bad slices are refused', () => {
     const p = plan([stage([0, 7]), stage([8, 17]), stage([18, 23]), stage([24, 31])], { cluster: { nodes: 4, gpusPerNode: 8 } });
     const out = planToMegatron(p);

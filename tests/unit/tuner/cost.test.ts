@@ -22,7 +22,7 @@ import { interpret } from '../../../controller/src/tuner/symbolic/compile.js';
 import { num, sym } from '../../../controller/src/tuner/symbolic/expr.js';
 import { collectiveSeconds } from '../../../controller/src/tuner/comm.js';
 import type { Workload } from '../../../controller/src/domain/plan.js';
-import { simulate1F1B } from '../../support/pipeline-sim.js';
+import { order1F1B, simulate, simulate1F1B, type Op } from '../../support/pipeline-sim.js';
 
 const GB = 1e9;
 
@@ -95,6 +95,77 @@ describe('tuner/cost: iteration time T = Σ S + (G−1)·max S + max(0, max_i(D_
       }),
       { seed: 11, numRuns: 300 },
     );
+  });
+});
+
+describe('tuner/cost: split backward, (G−1)·max (T − H) + Σ (T − W + H) + max (W + H) against the simulated schedule', () => {
+  // 1F1B where a split stage's backward is B then W, its input gradient leaving after B; a stage that does not
+  // split runs B and W as one op (its gradient leaves after both). Transfers are asynchronous; T charges each stage
+  // 2× its outgoing transfer, and a split stage hides H = min(2·transfer, W) of it behind its weight pass.
+  const orders = (S: number, G: number, split: boolean[]): Op[][] =>
+    Array.from({ length: S }, (_, s) => order1F1B(S, s, G).flatMap((o): Op[] => (o[0] === 'BW' && split[s] ? [['B', o[1]], ['W', o[1]]] : [o])));
+  const stageArb = fc.record({
+    f: fc.double({ min: 0.5, max: 1.5, noNaN: true }),
+    b: fc.double({ min: 0.5, max: 3, noNaN: true }),
+    w: fc.double({ min: 0.2, max: 1.5, noNaN: true }),
+    split: fc.boolean(),
+  });
+  const caseArb = (maxTransfer: number) =>
+    fc
+      .integer({ min: 2, max: 10 })
+      .chain((S) =>
+        fc.tuple(
+          fc.constant(S),
+          fc.integer({ min: S, max: 4 * S }),
+          fc.array(stageArb, { minLength: S, maxLength: S }),
+          fc.array(fc.oneof(fc.constant(0), fc.double({ min: 0, max: maxTransfer, noNaN: true })), { minLength: S - 1, maxLength: S - 1 }),
+        ),
+      );
+  const closedForm = (S: number, G: number, st: Array<{ f: number; b: number; w: number; split: boolean }>, tr: number[]): number => {
+    const p2p = (i: number) => (i < S - 1 ? 2 * tr[i]! : 0);
+    const W = st.map((x) => (x.split ? x.w : 0));
+    return iterationSeconds(st.map((x, i) => x.f + x.b + x.w + p2p(i)), st.map(() => 0), G, W, W.map((w, i) => Math.min(w, p2p(i))));
+  };
+
+  for (const maxTransfer of [0, 0.3, 2]) {
+    it(`is an upper bound on the schedule for any stage times and any set of split stages (transfers up to ${maxTransfer})`, () => {
+      fc.assert(
+        fc.property(caseArb(maxTransfer), ([S, G, st, tr]) => {
+          const split = st.map((x) => x.split);
+          const sim = simulate(orders(S, G, split), { forward: st.map((x) => x.f), backward: st.map((x) => x.b), weight: st.map((x) => x.w), transfer: tr }, G);
+          const closed = closedForm(S, G, st, tr);
+          assert.ok(closed >= sim * (1 - 1e-12), `S ${S} G ${G}: ${closed} < ${sim}`);
+        }),
+        { seed: 17, numRuns: 400 },
+      );
+    });
+  }
+
+  it('with every stage split and weight passes longer than the transfers, the steady state hides the transfers', () => {
+    const S = 8;
+    const G = 64;
+    const st = Array.from({ length: S }, () => ({ f: 1, b: 1.3, w: 0.9, split: true }));
+    const tr = new Array<number>(S - 1).fill(0.3);
+    const sim = simulate(orders(S, G, st.map(() => true)), { forward: st.map((x) => x.f), backward: st.map((x) => x.b), weight: st.map((x) => x.w), transfer: tr }, G);
+    const whole = simulate(orders(S, G, st.map(() => false)), { forward: st.map((x) => x.f), backward: st.map((x) => x.b), weight: st.map((x) => x.w), transfer: tr }, G);
+    // period 3.2 = F + B + W: no transfer in the steady state, against 3.2 + 2·0.3·(S − 1)/S without the split
+    assert.ok(sim < G * 3.2 + 2 * (S - 1) * 3.2, `${sim}`);
+    assert.ok(whole > G * (3.2 + 0.6 * (S - 1) / S) - 1e-9, `${whole}`);
+    assert.ok(closedForm(S, G, st, tr) >= sim && closedForm(S, G, st, tr) < G * (3.2 + 0.6 * (S - 1) / S));
+  });
+
+  it('is exact for uniform stages that all split: the bubble shrinks from (S − 1)(F + B + W) to (S − 1)(F + B)', () => {
+    for (const [S, G] of [[2, 2], [4, 8], [8, 32], [16, 64]] as const) {
+      const f = 1;
+      const b = 1.3;
+      const w = 0.9;
+      const sim = simulate(orders(S, G, new Array<boolean>(S).fill(true)), { forward: new Array(S).fill(f), backward: new Array(S).fill(b), weight: new Array(S).fill(w) }, G);
+      const T = new Array<number>(S).fill(f + b + w);
+      const closed = iterationSeconds(T, T.map(() => 0), G, T.map(() => w));
+      assert.ok(Math.abs(closed - sim) < 1e-9, `S ${S} G ${G}: ${closed} vs ${sim}`);
+      assert.ok(Math.abs(sim - (G * (f + b + w) + (S - 1) * (f + b))) < 1e-9);
+      assert.ok(sim < simulate1F1B(new Array(S).fill(f), new Array(S).fill(b + w), G));
+    }
   });
 });
 

@@ -260,6 +260,26 @@ describe('tuner search: plans', function () {
     }
   });
 
+  it('pipelines split their backward where it fits and pays; baseline spaces never do; the splitBackward pin forces or forbids it', async () => {
+    const req = request('gpt3-1.3b', 'a100-40gb', 1, 4, 64, { pins: parsePins('pp=4,tp=1'), baselines: true });
+    const r = await tune(req, deps());
+    assert.ok(r.plan, r.infeasible?.reason);
+    assertSound(r.plan, req);
+    assert.ok(r.plan.stages.some((s) => s.splitBackward === true), JSON.stringify(r.plan.stages));
+    for (const [space, b] of Object.entries(r.record.baselines)) assert.ok(b.plan?.stages.every((s) => s.splitBackward === undefined), space);
+    // the same plan without the split is predicted slower: the weight gradients left the pipeline's drain
+    const plain = { ...r.plan, stages: r.plan.stages.map(({ splitBackward: _, ...s }) => s) };
+    assert.ok(predictPlan(plain, req.hw).iterationSeconds > r.plan.predicted!.iterationSeconds);
+    const off = await tune({ ...req, pins: parsePins('pp=4,tp=1,splitBackward=false') }, deps());
+    assert.ok(off.plan && off.plan.stages.every((s) => s.splitBackward === undefined));
+    assert.ok(off.plan.predicted!.iterationSeconds > r.plan.predicted!.iterationSeconds);
+    const on = await tune({ ...req, pins: parsePins('pp=4,tp=1,splitBackward=true') }, deps());
+    assert.ok(on.plan && on.plan.stages.every((s) => s.splitBackward === true));
+    // one stage gains nothing from a split: unpinned, a single-stage plan never splits
+    const one = await tune(request('gpt3-1.3b', 'a100-40gb', 1, 4, 64, { pins: parsePins('pp=1') }), deps());
+    assert.ok(one.plan && one.plan.stages.every((s) => s.splitBackward === undefined));
+  });
+
   it('exhaustive is never worse than mist on a small case', async () => {
     const req = request('tiny-gpt', 'l4-24gb', 1, 4, 16);
     const m = await tune(req, deps());

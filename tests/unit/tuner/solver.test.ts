@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { DpSolver, hasFeasibleSplit, solveDp } from '../../../controller/src/tuner/dp-solver.js';
 import { GLP, buildMilp, decodeMilp, relaxMilp, xName, zName } from '../../../controller/src/tuner/milp.js';
-import { objectiveOf, type InterStageProblem, type PolicyOption } from '../../../controller/src/tuner/solver.js';
+import { objectiveOf, pipelineSeconds, pipelineSecondsBestHidden, type InterStageProblem, type PolicyOption } from '../../../controller/src/tuner/solver.js';
 import { assertWellFormed, bruteForce, closeRel, mistLayerChoices, prng, randomProblem } from '../../support/inter-stage.js';
 
 const o = (stable: number, delta: number): PolicyOption => ({ stable, delta });
@@ -36,6 +36,45 @@ describe('objectiveOf', () => {
     assert.equal(objectiveOf(two, [4, 1], [0, 0]), Infinity, 'not a layer choice');
     assert.equal(objectiveOf(two, [3, 2], [2, 0]), Infinity, 'no such option');
     assert.equal(objectiveOf(two, [3], [0]), Infinity, 'wrong length');
+  });
+});
+
+describe('split backwards in the objective', () => {
+  it('with wgrad W and hidden H: (G−1)·max (T − H) + Σ (T − W + H) + max (W + H) + the delta term over T − W + H', () => {
+    const stages: PolicyOption[] = [
+      { stable: 3, delta: 0.5, wgrad: 1, hidden: 0.5 },
+      { stable: 3.2, delta: 2, wgrad: 0.8 },
+      { stable: 2.5, delta: 0 },
+    ];
+    // periods 2.5, 3.2, 2.5; latencies 2.5, 2.4, 2.5; tails 1.5, 0.8, 0; excess max(0.5, 2 − 2.5, 0 − 4.9) = 0.5
+    assert.ok(Math.abs(pipelineSeconds(stages, 8) - (7 * 3.2 + 7.4 + 1.5 + 0.5)) < 1e-12);
+    assert.equal(pipelineSeconds([{ stable: 2, delta: 1 }, { stable: 3, delta: 0 }], 4), objectiveOf({ L: 2, S: 2, G: 4, layerChoices: [1], options: [[[o(2, 1)]], [[o(3, 0)]]] }, [1, 1], [0, 0]));
+  });
+
+  it('the best hidden amounts are no worse than none or all, and match a fine grid search', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ t: fc.double({ min: 1, max: 3, noNaN: true }), w: fc.double({ min: 0, max: 1, noNaN: true }), x: fc.double({ min: 0, max: 1, noNaN: true }) }), { minLength: 2, maxLength: 4 }),
+        fc.integer({ min: 2, max: 32 }),
+        (st, G) => {
+          const stages = st.map((s) => ({ stable: s.t, delta: 0, wgrad: s.w, hideable: s.w * s.x }));
+          const best = pipelineSecondsBestHidden(stages, G);
+          const with_ = (f: (i: number) => number) => pipelineSeconds(stages.map((s, i) => ({ ...s, hidden: f(i) })), G);
+          assert.ok(best <= with_(() => 0) + 1e-12 && best <= with_((i) => stages[i]!.hideable) + 1e-12);
+          // a grid over each stage's hidden amount (11 steps) never beats it
+          const steps = 10;
+          const idx = new Array<number>(stages.length).fill(0);
+          for (;;) {
+            assert.ok(best <= with_((i) => (stages[i]!.hideable * idx[i]!) / steps) + 1e-9);
+            let k = 0;
+            while (k < idx.length && idx[k] === steps) idx[k++] = 0;
+            if (k === idx.length) break;
+            idx[k]!++;
+          }
+        },
+      ),
+      { seed: 3, numRuns: 60 },
+    );
   });
 });
 

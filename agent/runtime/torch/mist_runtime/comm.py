@@ -161,13 +161,21 @@ def vocab_parallel_ce_sum(logits, targets, group, vstart, valid):
 
 # ---- point-to-point (pipeline) ----
 
-def p2p(sends, recvs):
-    """sends: [(tensor, peer)], recvs: [(tensor, peer)]; posts all, then waits for all (no deadlock when the
-    peer posts the mirrored pair)."""
+def p2p_start(sends, recvs):
+    """sends: [(tensor, peer)], recvs: [(tensor, peer)]; posts all and returns the requests (p2p_wait)."""
     reqs = []
     for t, peer in recvs:
         reqs.append(dist.irecv(t, src=peer))
     for t, peer in sends:
         reqs.append(dist.isend(t.contiguous(), dst=peer))
+    return reqs
+
+
+def p2p_wait(reqs):
     for r in reqs:
         r.wait()
+
+
+def p2p(sends, recvs):
+    """Posts all, then waits for all (no deadlock when the peer posts the mirrored pair)."""
+    p2p_wait(p2p_start(sends, recvs))

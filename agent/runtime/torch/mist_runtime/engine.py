@@ -1,13 +1,14 @@
 """One pipeline stage on one rank: units with flat handles, layer-wise forward/backward (the hook points of Mist's
 runtime made explicit: gather/swap-in before a unit, release after it, gradient reduction after each unit's
-backward), checkpointing, and the 1F1B schedule with point-to-point send/recv."""
+backward), checkpointing, and the 1F1B schedule with point-to-point send/recv, optionally with a split backward:
+input gradients first, sent upstream, then the weight gradients of the layers that are not fully recomputed."""
 import time
 
 import torch
 
 from . import comm
-from .memory import Activations, storage_ptr
-from .model import Ctx, build_units
+from .memory import Activations, storage_nbytes, storage_ptr
+from .model import Ctx, build_units, weight_grads
 from .zero import Handle
 
 
@@ -56,6 +57,11 @@ class Stage:
             n_ck = 0
         for i, u in enumerate(blocks):
             u.ckpt = i >= len(blocks) - n_ck  # the LAST c layers of the stage are recomputed
+        # split backward: the blocks that are not recomputed defer their weight gradients to the weight pass
+        split = bool(st.get("splitBackward", False))
+        for u in self.units:
+            u.split = split and u.kind == "block" and not u.ckpt
+        self.pending = []  # (unit, queue, grad bytes, held bytes) of the last backward, for weight_pass
         off = st.get("offload") or {}
         for u in blocks:
             u.act_offload = float(off.get("activations", 0) or 0)
@@ -109,6 +115,8 @@ class Stage:
             else:
                 x_in = x.detach().requires_grad_(True)
                 self.acts.note(mb, x_in)
+            queue = [] if u.split else None
+            self.ctx.defer = queue
             with self.acts.hooks(mb, u.act_offload):
                 if u.ckpt:
                     # keep the RNG state so the recomputation in backward draws the same dropout masks
@@ -117,14 +125,15 @@ class Stage:
                         y = u(x_in)
                 else:
                     y = u(x_in)
+            self.ctx.defer = None
             self._leave(u)
-            saved.append((x_in, y))
+            saved.append((x_in, y, queue))
             x = y
         if not self.last:
             self.acts.note(mb, x)
         else:
             self.loss_sum += float(x.detach())
-            saved[-1] = (saved[-1][0], x)
+            saved[-1] = (saved[-1][0], x, saved[-1][2])
         self.stash[mb] = (saved, self.ctx.targets)
         self.fwd_s += time.perf_counter() - t0
         return x
@@ -137,7 +146,7 @@ class Stage:
             gy = torch.tensor(self.scale, dtype=torch.float32, device=self.device)
         for i in range(len(self.units) - 1, -1, -1):
             u = self.units[i]
-            x_in, y = saved[i]
+            x_in, y, queue = saved[i]
             self._enter(u)
             tmp = (mb, "bwd", i)
             nbytes = sum(h.Npad * 4 for h in u.handles)
@@ -151,22 +160,44 @@ class Stage:
                     _set_rng_state(self.device, now)
                 torch.autograd.backward(y, gy)
             gy = x_in.grad if u.kind != "pre" else None
-            for h in u.handles:
-                h.take_grads()
-            self.pool.sub("grads", nbytes)
             self.acts.release(tmp)
             self._leave(u)
             saved[i] = None
+            if queue is not None:
+                # the weight pass takes this unit's gradients; until then the queue holds its linears' inputs
+                # and output gradients
+                held = sum(storage_nbytes(t) for e in queue for t in e[:2])
+                self.pool.add("activations", held)
+                self.pending.append((u, queue, nbytes, held))
+                continue
+            for h in u.handles:
+                h.take_grads()
+            self.pool.sub("grads", nbytes)
         self.acts.release(mb)
         self.bwd_s += time.perf_counter() - t0
         return gy
+
+    def weight_pass(self):
+        """The deferred weight gradients of the last backward (split backward), after its input gradient left."""
+        if not self.pending:
+            return
+        t0 = time.perf_counter()
+        for u, queue, nbytes, held in self.pending:
+            weight_grads(queue)
+            for h in u.handles:
+                h.take_grads()
+            self.pool.sub("grads", nbytes)
+            self.pool.sub("activations", held)
+        self.pending = []
+        self.bwd_s += time.perf_counter() - t0
 
     # ---- pipeline ----
     def peer(self, ds):
         return self.layout.rank_of[(self.s + ds, self.dp_rank, self.tp_rank)]
 
     def run_iteration(self, get_tokens):
-        """Megatron's non-interleaved 1F1B: warm-up S-s-1 forwards, steady 1F1B, cool-down backwards."""
+        """Megatron's non-interleaved 1F1B: warm-up S-s-1 forwards, steady 1F1B, cool-down backwards. With a split
+        backward the weight pass runs after each backward's input gradient is posted, while it is in flight."""
         S, G = self.layout.pp, self.G
         warm = min(S - self.s - 1, G)
         rem = G - warm
@@ -210,21 +241,26 @@ class Stage:
                 gy = buf()
                 comm.p2p([(y.detach(), self.peer(1))], [(gy, self.peer(1))])
             gx = bwd(gy)
+            reqs = []
             if i == rem - 1:
                 if not self.first:
-                    comm.p2p([(gx, self.peer(-1))], [])
+                    reqs = comm.p2p_start([(gx, self.peer(-1))], [])
             else:
                 if self.first:
                     x = None
                 else:
                     x = buf()
-                    comm.p2p([(gx, self.peer(-1))], [(x, self.peer(-1))])
+                    reqs = comm.p2p_start([(gx, self.peer(-1))], [(x, self.peer(-1))])
+            # (a split backward's weight pass runs while the transfers are in flight)
+            self.weight_pass()
+            comm.p2p_wait(reqs)
         for _ in range(warm):
             gy = buf()
             comm.p2p([], [(gy, self.peer(1))])
             gx = bwd(gy)
-            if not self.first:
-                comm.p2p([(gx, self.peer(-1))], [])
+            reqs = comm.p2p_start([(gx, self.peer(-1))], []) if not self.first else []
+            self.weight_pass()
+            comm.p2p_wait(reqs)
 
     def optimizer_step(self, adam, t):
         for h in self.handles:

@@ -75,6 +75,9 @@ class Ctx:
         # are recomputed in backward, not stored
         self.recompute_norms = False
         self.recompute_act = False
+        # Split backward: while a unit whose weight gradients wait runs forward, the list its linears queue their
+        # (input, output gradient, weight, bias) on in backward (engine.Stage.weight_pass); None otherwise.
+        self.defer = None
         # Dropout probability from the plan's workload (0 by default: parity with a single process needs it off).
         # Every rank seeds the same generator and makes the same calls, so the masks on replicated activations
         # agree across a TP group.
@@ -134,24 +137,66 @@ def _attn_core(q, k, v, dropout=0.0):
     return torch.matmul(probs, v)
 
 
+def weight_grads(queue):
+    """The weight pass of a split backward: each queued linear's weight (and bias) gradient, accumulated into .grad
+    as autograd would have."""
+    for x, g, w, b in queue:
+        x2 = x.reshape(-1, x.shape[-1])
+        g2 = g.reshape(-1, g.shape[-1])
+        gw = g2.t().matmul(x2)
+        w.grad = gw if w.grad is None else w.grad + gw
+        if b is not None:
+            gb = g2.sum(0)
+            b.grad = gb if b.grad is None else b.grad + gb
+    queue.clear()
+
+
+class _SplitLinear(torch.autograd.Function):
+    """linear(x, w, b) whose backward computes only the input gradient and queues what the weight gradient needs
+    (split backward: the stage sends its input gradient before computing weight gradients)."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, queue):
+        ctx.save_for_backward(x)
+        # the parameters themselves (not saved-tensor copies): the weight pass sets their .grad
+        ctx.w, ctx.b, ctx.queue = w, b, queue
+        return F.linear(x, w, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        ctx.queue.append((x.detach(), g.detach(), ctx.w, ctx.b))
+        return g.matmul(ctx.w), None, None, None
+
+
+def linear(ctx, x, w, b=None):
+    """F.linear, or a split linear (_SplitLinear) while ctx.defer holds a queue and autograd records."""
+    if ctx.defer is None or not torch.is_grad_enabled():
+        return F.linear(x, w, b)
+    return _SplitLinear.apply(x, w, b, ctx.defer)
+
+
 class _PointwiseThenLinears(torch.autograd.Function):
     """outs[i] = linear(f(*xs), ws[i], bs[i]), saving xs and the weights but not f's output: f (a norm or an
     activation function, memory-bound and cheap) is recomputed in backward. This is the plan's "norms" and
     "pointwise" checkpointing: the norm outputs (and the activation function's output) are never stored.
 
     `group` (a TP group or None) makes the linears column-parallel: their input gradient is all-reduced over the
-    group before it flows back through f, as comm.copy_to_tp would do between f and the linears."""
+    group before it flows back through f, as comm.copy_to_tp would do between f and the linears. With a `queue`
+    (split backward) the weight gradients are queued for the weight pass instead of computed."""
 
     @staticmethod
-    def forward(ctx, f, n_in, group, *args):
+    def forward(ctx, f, n_in, group, queue, *args):
         xs, rest = args[:n_in], args[n_in:]
         k = len(rest) // 2
         ws, bs = rest[:k], rest[k:]
         with torch.no_grad():
             y = f(*xs)
         outs = tuple(F.linear(y, w, b) for w, b in zip(ws, bs))
-        ctx.f, ctx.n_in, ctx.group, ctx.k = f, n_in, group, k
+        ctx.f, ctx.n_in, ctx.group, ctx.k, ctx.queue = f, n_in, group, k, queue
         ctx.has_b = tuple(b is not None for b in bs)
+        ctx.bs = bs if queue is not None else None
+        ctx.ws = ws if queue is not None else None  # the parameters themselves, for the weight pass
         ctx.save_for_backward(*xs, *ws)
         return outs if k > 1 else outs[0]
 
@@ -165,10 +210,15 @@ class _PointwiseThenLinears(torch.autograd.Function):
         y2 = y.detach().reshape(-1, y.shape[-1])
         gy = None
         gws, gbs = [], []
-        for g, w, has_b in zip(gouts, ws, ctx.has_b):
+        for j, (g, w, has_b) in enumerate(zip(gouts, ws, ctx.has_b)):
             g2 = g.reshape(-1, g.shape[-1])
-            gws.append(g2.t().matmul(y2) if w.requires_grad else None)
-            gbs.append(g2.sum(0) if has_b else None)
+            if ctx.queue is not None:
+                ctx.queue.append((y2, g2.detach(), ctx.ws[j], ctx.bs[j]))
+                gws.append(None)
+                gbs.append(None)
+            else:
+                gws.append(g2.t().matmul(y2) if w.requires_grad else None)
+                gbs.append(g2.sum(0) if has_b else None)
             gi = g.matmul(w)
             gy = gi if gy is None else gy + gi
         if ctx.group is not None and ctx.group.size > 1:
@@ -176,12 +226,12 @@ class _PointwiseThenLinears(torch.autograd.Function):
         need = [x for x in xs_ if x.requires_grad]
         got = iter(torch.autograd.grad(y, need, gy) if need else [])
         gxs = [next(got) if x.requires_grad else None for x in xs_]
-        return (None, None, None, *gxs, *gws, *gbs)
+        return (None, None, None, None, *gxs, *gws, *gbs)
 
 
-def pointwise_then_linears(f, xs, ws, bs, group=None):
+def pointwise_then_linears(f, xs, ws, bs, group=None, queue=None):
     """linear(f(*xs), w, b) for each (w, b), without storing f's output (see _PointwiseThenLinears)."""
-    return _PointwiseThenLinears.apply(f, len(xs), group, *xs, *ws, *bs)
+    return _PointwiseThenLinears.apply(f, len(xs), group, queue, *xs, *ws, *bs)
 
 
 class Pre(Unit):
@@ -273,10 +323,10 @@ class Block(Unit):
         c = self.ctx
         f, params = self._norm(which)
         if c.recompute_norms and torch.is_grad_enabled():
-            out = pointwise_then_linears(f, (x, *params), ws, bs, c.tpg)
+            out = pointwise_then_linears(f, (x, *params), ws, bs, c.tpg, c.defer)
             return out if isinstance(out, tuple) else (out,)
         h = comm.copy_to_tp(f(x, *params), c.tpg)
-        return tuple(F.linear(h, w, b) for w, b in zip(ws, bs))
+        return tuple(linear(c, h, w, b) for w, b in zip(ws, bs))
 
     def _attention(self, x):
         c, d, n = self.ctx, self.ctx.d, self.n
@@ -299,7 +349,7 @@ class Block(Unit):
         else:
             o = _attn_core(q, k, v, self._dropout_p())
         o = o.transpose(1, 2).reshape(b, s, hl * d.hd)
-        o = comm.reduce_from_tp(F.linear(o, self.p(n + "attn.wo")), c.tpg)
+        o = comm.reduce_from_tp(linear(c, o, self.p(n + "attn.wo")), c.tpg)
         if not d.llama:
             o = o + self.p(n + "attn.bo")
         return o
@@ -310,11 +360,11 @@ class Block(Unit):
         if d.llama:
             g, u = self._normed_linears(x, 2, [self.p(n + "mlp.w1"), self.p(n + "mlp.w3")], [None, None])
             w2 = self.p(n + "mlp.w2")
-            out = pointwise_then_linears(_swiglu, (g, u), (w2,), (None,)) if pointwise else F.linear(_swiglu(g, u), w2)
+            out = pointwise_then_linears(_swiglu, (g, u), (w2,), (None,), None, c.defer) if pointwise else linear(c, _swiglu(g, u), w2)
             return comm.reduce_from_tp(out, c.tpg)
         (h,) = self._normed_linears(x, 2, [self.p(n + "mlp.fc1")], [self.p(n + "mlp.b1")])
         fc2 = self.p(n + "mlp.fc2")
-        out = pointwise_then_linears(F.gelu, (h,), (fc2,), (None,)) if pointwise else F.linear(F.gelu(h), fc2)
+        out = pointwise_then_linears(F.gelu, (h,), (fc2,), (None,), None, c.defer) if pointwise else linear(c, F.gelu(h), fc2)
         return comm.reduce_from_tp(out, c.tpg) + self.p(n + "mlp.b2")
 
     def _dropout_p(self):

@@ -49,6 +49,10 @@ def check_plan(plan):
         _int(s.get("microBatch"), "stages[%d].microBatch" % i)
         if s.get("zero", 0) not in (0, 1, 2, 3):
             raise PlanError("stages[%d].zero: expected 0..3" % i)
+        if s.get("splitBackward", False) not in (True, False):
+            raise PlanError("stages[%d].splitBackward: expected true or false, got %r" % (i, s.get("splitBackward")))
+        if s.get("splitBackward") and float((s.get("offload") or {}).get("activations", 0) or 0) > 0:
+            raise PlanError("stages[%d].splitBackward: cannot combine with activation offloading" % i)
         if heads % tp or kv % tp:
             raise PlanError("stages[%d].tp %d must divide heads %d and kvHeads %d" % (i, tp, heads, kv))
         if (s.get("dp"), s.get("tp"), s.get("microBatch")) != (stages[0]["dp"], stages[0]["tp"], stages[0]["microBatch"]):
