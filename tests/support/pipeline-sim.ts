@@ -20,15 +20,19 @@ export interface StageTimes {
   transfer?: readonly number[];
 }
 
-/** Megatron's non-interleaved 1F1B: min(S − s − 1, G) warm-up forwards, then one forward one backward, then the drain. */
-export function order1F1B(S: number, s: number, G: number): Op[] {
+/**
+ * Megatron's non-interleaved 1F1B: min(S − s − 1, G) warm-up forwards, then one forward one backward, then the
+ * drain. With `split` every backward is B then W (its input gradient leaves after B), else one BW op.
+ */
+export function order1F1B(S: number, s: number, G: number, split = false): Op[] {
   const warm = Math.min(S - s - 1, G);
   const ops: Op[] = [];
   let f = 0;
   for (; f < warm; f++) ops.push(['F', f]);
   for (let b = 0; b < G; b++) {
     if (f < G) ops.push(['F', f++]);
-    ops.push(['BW', b]);
+    if (split) ops.push(['B', b], ['W', b]);
+    else ops.push(['BW', b]);
   }
   return ops;
 }

@@ -48,6 +48,7 @@ import {
   ge,
   gt,
   max,
+  min,
   mul,
   not,
   num,
@@ -67,7 +68,7 @@ export type StagePosition = 'first' | 'middle' | 'last' | 'only';
 export const ROW_COLUMNS = ['b', 'dp', 'tp', 'wre', 'gre', 'ore', 'wo', 'go', 'oo', 'ao', 'sel', 'ppdp', 'pptp', 'ppzero'] as const;
 export const ROW_SCALARS = ['G', 'nodes', 'gpn', 'cross'] as const;
 export const CELL_SCALARS = ['l', 'c', 'p'] as const;
-export const STAGE_OUTPUTS = ['stable', 'delta', 'peak', 'required', 'wgrad', 'requiredSplit', 'p2p'] as const;
+export const STAGE_OUTPUTS = ['stable', 'delta', 'peak', 'required', 'wgrad', 'hideable', 'peakSplit', 'requiredSplit'] as const;
 
 /** The row column `sel`: partial recomputation of the layers that are not fully recomputed (0 is none). */
 export const PARTIAL_CODE: Readonly<Record<PartialRecompute, number>> = { selective: 1, pointwise: 2, norms: 3 };
@@ -264,14 +265,15 @@ export interface StageExprs {
   /**
    * Split backward (the Plan stage's `splitBackward`): the input gradients of the stage are computed and sent
    * upstream before the weight gradients of its layers that are not fully recomputed. `wgrad` is that
-   * weight-gradient time, which moves off the pipeline's critical path (solver.ts objective); `requiredSplit` the
-   * memory requirement with the split, which keeps those layers' weight-GEMM inputs and output gradients until the
-   * weight pass (no split with activation offloading).
+   * weight-gradient time, which moves off the pipeline's critical path, and `hideable` the most of the stage's
+   * pipeline transfers (the 2·p2p charged in `stable`) that can run during it, min(wgrad, 2·p2p) (solver.ts
+   * objective). `peakSplit` / `requiredSplit` are the memory with the split, which keeps those layers'
+   * weight-GEMM inputs and output gradients until the weight pass (no split with activation offloading).
    */
   wgrad: Expr;
+  hideable: Expr;
+  peakSplit: Expr;
   requiredSplit: Expr;
-  /** The pipeline transfer seconds per micro-batch charged in `stable` (2·p2p of the outgoing boundary; 0 last). */
-  p2p: Expr;
   /** Diagnostics (same symbols). */
   peakFwd: Expr;
   peakBwd: Expr;
@@ -516,7 +518,7 @@ export function stageExprs(ctx: StageModelContext): StageExprs {
   // (rows with activation offloading never split: the retained tensors would pin what the offload moves out)
   const requiredSplit = add(mul(peakSplit, margin), mul(gt(ao, 0), 1e30));
   const wgrad = mul(sub(l, c), T.wgrad);
-  return { stable, delta, peak, required: mul(peak, margin), wgrad, requiredSplit, p2p, peakFwd, peakBwd, margin, out };
+  return { stable, delta, peak, required: mul(peak, margin), wgrad, hideable: min(wgrad, p2p), peakSplit, requiredSplit, peakFwd, peakBwd, margin, out };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -551,8 +553,9 @@ export function compileStageModel(ctx: StageModelContext): StageModel {
     peak: exprs.peak,
     required: exprs.required,
     wgrad: exprs.wgrad,
+    hideable: exprs.hideable,
+    peakSplit: exprs.peakSplit,
     requiredSplit: exprs.requiredSplit,
-    p2p: exprs.p2p,
   };
   const compiled = compileTwoLevel(outputs, { rowColumns: ROW_COLUMNS, rowScalars: ROW_SCALARS, cellScalars: CELL_SCALARS }, fns);
   const model: StageModel = {
@@ -595,8 +598,8 @@ export function zeroFlags(zero: number): { wre: number; gre: number; ore: number
 /**
  * Iteration time from per-stage stable and delta (mist.md §3.8):
  * T = Σ S_i + (G − 1)·max S_i + max(0, max_i(D_i − Σ_{j<i} S_j)), with what split backwards take off it when
- * their per-stage `wgrad` and `hideable` transfer seconds (min(wgrad, p2p)) are given (0 where a stage does not
- * split; solver.ts pipelineSecondsBestHidden).
+ * their per-stage `wgrad` and `hideable` transfer seconds are given (0 where a stage does not split; solver.ts
+ * pipelineSecondsBestHidden).
  */
 export function iterationSeconds(stable: readonly number[], delta: readonly number[], G: number, wgrad: readonly number[] = [], hideable: readonly number[] = []): number {
   return pipelineSecondsBestHidden(stable.map((t, i) => ({ stable: t, delta: delta[i]!, wgrad: wgrad[i] ?? 0, hideable: hideable[i] ?? 0 })), G);

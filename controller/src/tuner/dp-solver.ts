@@ -30,7 +30,8 @@
  * non-decreasing in u, the thresholds τ bound the periods, and max_i E_i is added once: an outer loop fixes
  * ε ∈ {the distinct tails}, leaves out options with E > ε and adds ε to every bound; the optimum, whose max tail
  * is some ε*, is found in the pass ε = ε*. Without split options ε = 0 only. Options are grouped by (W, H), within
- * which U − P = 2H − W is constant, so that each group's front stays two-dimensional (period, delta).
+ * which U − P = 2H − W and E are constant, so that each group's front stays two-dimensional (period, delta); the
+ * fronts are built once and each pass keeps those with E ≤ ε. The bounds above read P for T and U for t.
  *
  * ## Complexity
  * With K = Σ_j |options[i][j]| (after removing dominated options) per stage, one DP is O(S · L · K) time and
@@ -80,20 +81,19 @@ export function usable(o: { stable: number; delta: number }): boolean {
 }
 
 /**
- * reach[i][l]: stages i..S−1 can hold exactly L − l layers with usable options (reach[S][L] = true).
- * The problem is feasible iff reach[0][0].
+ * reach[i][l]: stages i..S−1 can hold exactly L − l layers with usable options (reach[S][L] = true), or with the
+ * stage × layer choices `has` allows. The problem is feasible iff reach[0][0].
  */
-export function completions(p: InterStageProblem): Uint8Array[] {
+export function completions(p: InterStageProblem, has: (i: number, j: number) => boolean = (i, j) => p.options[i][j].some(usable)): Uint8Array[] {
   const { S, L, layerChoices } = p;
   const reach: Uint8Array[] = [];
   for (let i = 0; i <= S; i++) reach.push(new Uint8Array(L + 1));
   reach[S][L] = 1;
   for (let i = S - 1; i >= 0; i--) {
-    const has = layerChoices.map((_, j) => p.options[i][j].some(usable));
     for (let l = 0; l <= L; l++) {
       for (let j = 0; j < layerChoices.length; j++) {
         const n = l + layerChoices[j];
-        if (n <= L && has[j] && reach[i + 1][n]) {
+        if (n <= L && has(i, j) && reach[i + 1][n]) {
           reach[i][l] = 1;
           break;
         }
@@ -116,8 +116,9 @@ interface Front {
   /** Periods. */
   t: Float64Array;
   d: Float64Array;
-  /** Latency − period (2H − W), the same for the whole front. */
+  /** Latency − period (2H − W) and tail (W + H), the same for the whole front. */
   off: number;
+  tail: number;
   /** Index into the problem's options[i][j]. */
   k: Int32Array;
 }
@@ -151,11 +152,12 @@ function front(options: PolicyOption[], idx: number[]): Front {
     t: Float64Array.from(keep, (k) => periodOf(options[k])),
     d: Float64Array.from(keep, (k) => options[k].delta),
     off: latencyOf(options[idx[0]]) - periodOf(options[idx[0]]),
+    tail: tailOf(options[idx[0]]),
     k: Int32Array.from(keep),
   };
 }
 
-/** The smallest achievable max_i T_i (Infinity when infeasible): a minimax DP over (stage, layers used). */
+/** The smallest achievable max_i P_i (periods; Infinity when infeasible): a minimax DP over (stage, layers used). */
 function bottleneckOf(p: InterStageProblem, fronts: Front[][][], reach: Uint8Array[]): number {
   const { S, L, layerChoices } = p;
   let bott = new Float64Array(L + 1).fill(Infinity);
@@ -186,12 +188,14 @@ export function bottleneck(p: InterStageProblem): number {
 export function solveDp(p: InterStageProblem): InterStageSolution {
   checkProblem(p);
   if (!completions(p)[0][0]) return noSolution('infeasible', 'dp');
+  const all: Front[][][] = p.options.map((stage) => stage.map(fronts));
   const eps = new Set<number>();
-  for (const stage of p.options) for (const os of stage) for (const o of os) if (usable(o)) eps.add(tailOf(o));
+  for (const stage of all) for (const fs of stage) for (const f of fs) eps.add(f.tail);
   const best: Best = { objective: Infinity, layers: [], choice: [] };
   for (const e of [...eps].sort((a, b) => a - b)) {
-    const within = p.options.map((stage) => stage.map((os) => os.map((o) => (tailOf(o) > e ? { stable: Infinity, delta: Infinity } : o))));
-    solveWithin(p, { ...p, options: within }, e, best);
+    // a front's options share one tail: the pass keeps the fronts with tail ≤ ε
+    const fr = all.map((stage) => stage.map((fs) => fs.filter((f) => f.tail <= e)));
+    solveWithin(p, fr, completions(p, (i, j) => fr[i][j].length > 0), e, best);
   }
   if (best.objective === Infinity) return noSolution('pruned', 'dp');
   return { status: 'optimal', objective: best.objective, layers: best.layers, choice: best.choice, solver: 'dp' };
@@ -203,15 +207,12 @@ interface Best {
   choice: number[];
 }
 
-/** The τ search of the file comment over the options of `q` (p's with tail ≤ ε), improving `best` in place. */
-function solveWithin(p: InterStageProblem, q: InterStageProblem, eps: number, best: Best): void {
-  const { S, L, G, layerChoices } = q;
+/** The τ search of the file comment over the fronts `fr` (those with tail ≤ ε), improving `best` in place. */
+function solveWithin(p: InterStageProblem, fr: Front[][][], reach: Uint8Array[], eps: number, best: Best): void {
+  const { S, L, G, layerChoices } = p;
   const C = layerChoices.length;
   const W = L + 1;
-  const reach = completions(q);
   if (!reach[0][0]) return;
-
-  const fr: Front[][][] = q.options.map((stage) => stage.map(fronts));
 
   // Least Σ T of any completion of stages i..S−1 from l layers used (for the in-DP bound), and the bottleneck.
   const restSum: Float64Array[] = [];
@@ -232,7 +233,7 @@ function solveWithin(p: InterStageProblem, q: InterStageProblem, eps: number, be
       restSum[i][l] = best;
     }
   }
-  const tauMin = bottleneckOf(q, fr, reach);
+  const tauMin = bottleneckOf(p, fr, reach);
 
   const distinct = new Set<number>();
   for (const stage of fr) for (const fs of stage) for (const f of fs) for (const t of f.t) if (t >= tauMin) distinct.add(t);

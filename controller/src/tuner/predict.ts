@@ -228,11 +228,10 @@ export function predictPlan(plan: Plan, hw: HardwareParams): Prediction {
     const split = s.splitBackward === true;
     stable.push(out.stable[0]!);
     delta.push(out.delta[0]!);
-    // (the split's requirement carries the same allocator margin as the plain one)
-    peaks.push(split ? (out.requiredSplit[0]! * out.peak[0]!) / out.required[0]! : out.peak[0]!);
+    peaks.push(split ? out.peakSplit[0]! : out.peak[0]!);
     required.push(split ? out.requiredSplit[0]! : out.required[0]!);
     wgrad.push(split ? out.wgrad[0]! : 0);
-    hideable.push(split ? Math.min(out.wgrad[0]!, out.p2p[0]!) : 0);
+    hideable.push(split ? out.hideable[0]! : 0);
   });
   const iter = iterationSeconds(stable, delta, G, wgrad, hideable) + hw.iterationOverheadSeconds;
   const gpus = plan.cluster.nodes * plan.cluster.gpusPerNode;

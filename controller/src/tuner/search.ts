@@ -278,8 +278,8 @@ function lowerBound(ctx: Ctx, shape: Shape, sk: ShapeKnobs): number {
     const sm = stageModel(ctx, pos);
     const b = makeBatch(sm, meta, shape, sk.ppZero, { G, nodes: shape.mesh.nodes, gpn: shape.mesh.gpusPerNode, cross: 0 });
     sm.evalCell(b.prepared, { l: lmax, c: 0, p: 0 }, b.outLo);
-    // (a split stage's period excludes up to its transfers)
-    for (let r = 0; r < b.n; r++) tmax = Math.min(tmax, b.outLo.stable[r]! - (splits ? b.outLo.p2p[r]! : 0));
+    // (a split stage's period excludes up to its hideable transfers, the most at c = 0)
+    for (let r = 0; r < b.n; r++) tmax = Math.min(tmax, b.outLo.stable[r]! - (splits ? b.outLo.hideable[r]! : 0));
     if (pos === 'middle' || pos === 'only') {
       if (ctx.L >= 3) {
         sm.evalCell(b.prepared, { l: 3, c: 0, p: 0 }, b.outLo);
@@ -451,8 +451,7 @@ function buildOptions(ctx: Ctx, shape: Shape, sk: ShapeKnobs, pins: Pins, wide: 
       const delta = b.outLo.delta;
       // the weight-gradient time depends on (l, c, shape) only: the same for every row of the cell
       const w = sink.split && b.n > 0 ? b.outLo.wgrad[0]! : 0;
-      // the stage's transfers that run during its weight pass (solver.ts)
-      const h = sink.split && b.n > 0 ? Math.min(w, b.outLo.p2p[0]!) : 0;
+      const h = sink.split && b.n > 0 ? b.outLo.hideable[0]! : 0;
       if (exact) {
         for (let s = 0; s < K; s++) {
           const slot = u.slots[s]!;

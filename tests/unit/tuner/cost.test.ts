@@ -102,8 +102,7 @@ describe('tuner/cost: split backward, (G−1)·max (T − H) + Σ (T − W + H) 
   // 1F1B where a split stage's backward is B then W, its input gradient leaving after B; a stage that does not
   // split runs B and W as one op (its gradient leaves after both). Transfers are asynchronous; T charges each stage
   // 2× its outgoing transfer, and a split stage hides H = min(2·transfer, W) of it behind its weight pass.
-  const orders = (S: number, G: number, split: boolean[]): Op[][] =>
-    Array.from({ length: S }, (_, s) => order1F1B(S, s, G).flatMap((o): Op[] => (o[0] === 'BW' && split[s] ? [['B', o[1]], ['W', o[1]]] : [o])));
+  const orders = (S: number, G: number, split: boolean[]): Op[][] => Array.from({ length: S }, (_, s) => order1F1B(S, s, G, split[s]));
   const stageArb = fc.record({
     f: fc.double({ min: 0.5, max: 1.5, noNaN: true }),
     b: fc.double({ min: 0.5, max: 3, noNaN: true }),

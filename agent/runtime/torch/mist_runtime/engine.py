@@ -228,6 +228,12 @@ class Stage:
             b_i += 1
             return gx
 
+        def send_back(gx, recvs):
+            """Post gx upstream (and `recvs`), run a split backward's weight pass while they are in flight, wait."""
+            reqs = comm.p2p_start([] if self.first else [(gx, self.peer(-1))], recvs)
+            self.weight_pass()
+            comm.p2p_wait(reqs)
+
         for _ in range(warm):
             y = fwd(recv_fwd())
             if not self.last:
@@ -241,26 +247,12 @@ class Stage:
                 gy = buf()
                 comm.p2p([(y.detach(), self.peer(1))], [(gy, self.peer(1))])
             gx = bwd(gy)
-            reqs = []
-            if i == rem - 1:
-                if not self.first:
-                    reqs = comm.p2p_start([(gx, self.peer(-1))], [])
-            else:
-                if self.first:
-                    x = None
-                else:
-                    x = buf()
-                    reqs = comm.p2p_start([(gx, self.peer(-1))], [(x, self.peer(-1))])
-            # (a split backward's weight pass runs while the transfers are in flight)
-            self.weight_pass()
-            comm.p2p_wait(reqs)
+            x = None if self.first or i == rem - 1 else buf()
+            send_back(gx, [] if x is None else [(x, self.peer(-1))])
         for _ in range(warm):
             gy = buf()
             comm.p2p([], [(gy, self.peer(1))])
-            gx = bwd(gy)
-            reqs = comm.p2p_start([(gx, self.peer(-1))], []) if not self.first else []
-            self.weight_pass()
-            comm.p2p_wait(reqs)
+            send_back(bwd(gy), [])
 
     def optimizer_step(self, adam, t):
         for h in self.handles:

@@ -137,16 +137,20 @@ def _attn_core(q, k, v, dropout=0.0):
     return torch.matmul(probs, v)
 
 
+def _linear_param_grads(x, g, has_b):
+    """The weight and bias gradients of y = linear(x, w, b) from its input x and output gradient g."""
+    x2 = x.reshape(-1, x.shape[-1])
+    g2 = g.reshape(-1, g.shape[-1])
+    return g2.t().matmul(x2), (g2.sum(0) if has_b else None)
+
+
 def weight_grads(queue):
     """The weight pass of a split backward: each queued linear's weight (and bias) gradient, accumulated into .grad
     as autograd would have."""
     for x, g, w, b in queue:
-        x2 = x.reshape(-1, x.shape[-1])
-        g2 = g.reshape(-1, g.shape[-1])
-        gw = g2.t().matmul(x2)
+        gw, gb = _linear_param_grads(x, g, b is not None)
         w.grad = gw if w.grad is None else w.grad + gw
         if b is not None:
-            gb = g2.sum(0)
             b.grad = gb if b.grad is None else b.grad + gb
     queue.clear()
 
@@ -195,8 +199,7 @@ class _PointwiseThenLinears(torch.autograd.Function):
         outs = tuple(F.linear(y, w, b) for w, b in zip(ws, bs))
         ctx.f, ctx.n_in, ctx.group, ctx.k, ctx.queue = f, n_in, group, k, queue
         ctx.has_b = tuple(b is not None for b in bs)
-        ctx.bs = bs if queue is not None else None
-        ctx.ws = ws if queue is not None else None  # the parameters themselves, for the weight pass
+        ctx.ws, ctx.bs = ws, bs  # the parameters themselves, for a queued weight pass
         ctx.save_for_backward(*xs, *ws)
         return outs if k > 1 else outs[0]
 
@@ -211,14 +214,13 @@ class _PointwiseThenLinears(torch.autograd.Function):
         gy = None
         gws, gbs = [], []
         for j, (g, w, has_b) in enumerate(zip(gouts, ws, ctx.has_b)):
-            g2 = g.reshape(-1, g.shape[-1])
             if ctx.queue is not None:
-                ctx.queue.append((y2, g2.detach(), ctx.ws[j], ctx.bs[j]))
-                gws.append(None)
-                gbs.append(None)
+                ctx.queue.append((y2, g.detach(), ctx.ws[j], ctx.bs[j]))
+                gw, gb = None, None
             else:
-                gws.append(g2.t().matmul(y2) if w.requires_grad else None)
-                gbs.append(g2.sum(0) if has_b else None)
+                gw, gb = _linear_param_grads(y2, g, has_b)
+            gws.append(gw if w.requires_grad else None)
+            gbs.append(gb)
             gi = g.matmul(w)
             gy = gi if gy is None else gy + gi
         if ctx.group is not None and ctx.group.size > 1:
